@@ -58,7 +58,12 @@ class LossRegistry:
         return spec
 
     def names(self) -> list[str]:
+        """Registered names, sorted."""
         return sorted(self._specs)
+
+    def in_order(self) -> list[str]:
+        """Registered names, in registration order."""
+        return list(self._specs)
 
     def __contains__(self, name: str) -> bool:
         return name in self._specs

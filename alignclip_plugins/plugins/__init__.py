@@ -1,0 +1,1 @@
+"""The built-in plugins, each registered in the ``open_clip_train.plugins`` entry-point group."""

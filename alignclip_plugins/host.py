@@ -1,0 +1,352 @@
+"""The plugin host: loads ``--plugins`` and answers the calls the patch adds upstream.
+
+Every module-level function here is one call site of ``patches/``. Each returns
+upstream's own behaviour when ``--plugins`` is empty, so the patched trainer without
+plugins is upstream. The hooks themselves are specified in :mod:`alignclip_plugins.hookspecs`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.metadata
+import logging
+from collections.abc import Callable, Sequence
+
+import pluggy
+
+from alignclip_plugins import batching, hookspecs
+from alignclip_plugins.registry import LossRegistry, LossSpec
+
+log = logging.getLogger(__name__)
+
+
+class PluginError(ValueError):
+    """A plugin that cannot be found, loaded or combined with the given options."""
+
+
+def installed_plugins() -> dict[str, importlib.metadata.EntryPoint]:
+    """Plugins registered in the ``open_clip_train.plugins`` entry-point group, by name."""
+    eps = importlib.metadata.entry_points(group=hookspecs.ENTRY_POINT_GROUP)
+    return {ep.name: ep for ep in sorted(eps, key=lambda ep: ep.name)}
+
+
+def parse_plugin_names(value: str | None) -> tuple[str, ...]:
+    """``"a, b,a"`` -> ``("a", "b")``."""
+    names = [n.strip() for n in (value or "").split(",")]
+    return tuple(dict.fromkeys(n for n in names if n))
+
+
+def load_plugin(name: str):
+    """The plugin module for ``name``: an entry point, else an importable dotted module path."""
+    installed = installed_plugins()
+    if name in installed:
+        try:
+            return installed[name].load()
+        except Exception as exc:
+            raise PluginError(
+                f"plugin {name!r} ({installed[name].value}) failed to import: {exc}"
+            ) from exc
+    if "." in name:
+        try:
+            return importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if not name.startswith(exc.name or "\0"):
+                raise
+    known = ", ".join(installed) or "none"
+    raise PluginError(
+        f"unknown plugin {name!r}. Installed plugins: {known}. A plugin is found by its name "
+        f"in the {hookspecs.ENTRY_POINT_GROUP!r} entry-point group, or by a dotted module path."
+    )
+
+
+class PluginHost:
+    """The active plugins of one run, their pluggy manager and their loss registry."""
+
+    def __init__(self, names: Sequence[str]) -> None:
+        self.names = tuple(names)
+        self.pm = pluggy.PluginManager(hookspecs.PROJECT)
+        self.pm.add_hookspecs(hookspecs)
+        modules = [(name, load_plugin(name)) for name in self.names]
+        # pluggy calls the last registered first: register in reverse so hooks run in
+        # --plugins order.
+        for name, module in reversed(modules):
+            self.pm.register(module, name=name)
+        try:
+            self.pm.check_pending()
+        except pluggy.PluginValidationError as exc:
+            raise PluginError(f"plugin {exc.plugin_name!r}: {exc}") from exc
+        self.losses = LossRegistry()
+        self.default_loss: str | None = None
+        for name, module in modules:
+            before = set(self.losses.names())
+            impl = getattr(module, "register_losses", None)
+            if impl is not None:
+                impl(registry=_PluginRegistry(self.losses, name))
+            added = [n for n in self.losses.names() if n not in before]
+            if added and self.default_loss is None:
+                self.default_loss = next(n for n in self.losses.in_order() if n in added)
+
+    @property
+    def hook(self):
+        return self.pm.hook
+
+    def implements(self, hook_name: str) -> bool:
+        return bool(getattr(self.pm.hook, hook_name).get_hookimpls())
+
+    def loss_spec(self, args: argparse.Namespace) -> LossSpec | None:
+        name = getattr(args, "loss", None)
+        return self.losses.get(name) if name else None
+
+
+class _PluginRegistry:
+    """The registry as one plugin sees it: registrations are attributed to the plugin."""
+
+    def __init__(self, registry: LossRegistry, plugin: str) -> None:
+        self._registry, self._plugin = registry, plugin
+
+    def register(self, name: str, factory, **kwargs) -> LossSpec:
+        kwargs.setdefault("plugin", self._plugin)
+        return self._registry.register(name, factory, **kwargs)
+
+    def __getattr__(self, attr):
+        return getattr(self._registry, attr)
+
+
+_HOSTS: dict[tuple[str, ...], PluginHost] = {}
+
+
+def get_host(names: Sequence[str]) -> PluginHost:
+    """The (cached) host for these plugin names."""
+    key = tuple(names)
+    if key not in _HOSTS:
+        _HOSTS[key] = PluginHost(key)
+    return _HOSTS[key]
+
+
+def host_for(args: argparse.Namespace) -> PluginHost | None:
+    """The host of a parsed run, or None when ``--plugins`` is empty (upstream behaviour)."""
+    names = parse_plugin_names(getattr(args, "plugins", ""))
+    return get_host(names) if names else None
+
+
+def unwrap(model):
+    """The CLIP model inside a DDP / compiled wrapper."""
+    model = getattr(model, "_orig_mod", model)
+    return getattr(model, "module", model)
+
+
+# ---- call sites in open_clip_train.params ---------------------------------------------
+
+
+def add_arguments(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> None:
+    """Add the options of the plugins named by ``--plugins`` in ``argv``, and ``--loss``."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--plugins", default="")
+    known, _ = pre.parse_known_args(argv)
+    names = parse_plugin_names(known.plugins)
+    if not names:
+        return
+    try:
+        host = get_host(names)
+    except PluginError as exc:
+        parser.error(str(exc))
+    host.hook.add_arguments(parser=parser)
+    if not len(host.losses):
+        return
+    group = parser.add_argument_group("plugin losses")
+    group.add_argument(
+        "--loss",
+        default=host.default_loss,
+        choices=host.losses.names(),
+        help=f"Loss registered by the active plugins (default: {host.default_loss}).",
+    )
+    for name in host.losses.names():
+        spec = host.losses.get(name)
+        if spec.add_arguments is not None:
+            spec.add_arguments(parser)
+
+
+def configure(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Check the parsed options against the active plugins; exits with a usage error."""
+    host = host_for(args)
+    if host is None:
+        return
+    spec = host.loss_spec(args)
+    if spec is not None:
+        clashes = [
+            flag
+            for flag, on in (
+                ("--siglip", args.siglip),
+                ("--distill-model", args.distill_model is not None),
+                ("a CoCa model", "coca" in args.model.lower()),
+            )
+            if on
+        ]
+        if clashes:
+            parser.error(
+                f"--loss {spec.name} (plugin {spec.plugin}) replaces upstream's CLIP loss and "
+                f"cannot be combined with {', '.join(clashes)}"
+            )
+        if args.accum_freq > 1 and not spec.supports_accum:
+            parser.error(
+                f"--loss {spec.name} (plugin {spec.plugin}) does not support --accum-freq > 1; "
+                f"use --accum-freq 1 with a larger --batch-size or more GPUs"
+            )
+    try:
+        host.hook.configure(args=args)
+    except ValueError as exc:
+        parser.error(str(exc))
+
+
+# ---- call sites in open_clip_train.main -----------------------------------------------
+
+
+def attach_modules(model, args: argparse.Namespace, *, device) -> None:
+    """Add the plugins' auxiliary modules to ``model`` (on its device and dtype)."""
+    host = host_for(args)
+    if host is None:
+        return
+    dtype = next(model.parameters()).dtype
+    for modules in host.hook.attach_modules(model=model, args=args):
+        for name, module in (modules or {}).items():
+            if hasattr(model, name):
+                raise PluginError(f"cannot attach module {name!r}: the model already has one")
+            model.add_module(name, module.to(device=device, dtype=dtype))
+            count = sum(p.numel() for p in module.parameters())
+            log.info(f"Plugin module {name}: {type(module).__name__}, {count:,} parameters")
+
+
+def create_loss(args: argparse.Namespace, *, default: Callable):
+    """The loss chosen with ``--loss`` among the plugins' losses, else upstream's."""
+    host = host_for(args)
+    spec = host.loss_spec(args) if host is not None else None
+    if spec is None:
+        return default(args)
+    log.info(f"Loss: {spec.name} (plugin {spec.plugin})")
+    return spec.factory(args)
+
+
+def evaluates(args: argparse.Namespace) -> bool:
+    """Whether a plugin adds evaluation metrics (so evaluation runs without --val-data)."""
+    host = host_for(args)
+    return host is not None and host.implements("evaluate")
+
+
+# ---- call sites in open_clip_train.data -----------------------------------------------
+
+
+def sample_stages(args: argparse.Namespace, *, is_train: bool, tokenizer) -> list:
+    """The plugins' per-sample webdataset stages, in ``--plugins`` order."""
+    host = host_for(args)
+    if host is None:
+        return []
+    results = host.hook.sample_stages(args=args, is_train=is_train, tokenizer=tokenizer)
+    return [stage for stages in results for stage in (stages or [])]
+
+
+def batch_stages(args: argparse.Namespace, *, is_train: bool, default: list) -> list:
+    """Upstream's ``to_tuple`` + ``batched``, or dict batches with the plugins' fields."""
+    host = host_for(args)
+    if host is None:
+        return default
+    import webdataset as wds
+
+    collate: dict[str, Callable] = {}
+    for fields in host.hook.collate_fields(args=args, is_train=is_train):
+        for name, fn in (fields or {}).items():
+            if name in collate or name in batching.BASE_FIELDS:
+                raise PluginError(f"two plugins collate the batch field {name!r}")
+            collate[name] = fn
+    return [
+        wds.map(batching.SelectFields(list(collate))),
+        wds.batched(
+            args.batch_size, partial=not is_train, collation_fn=batching.DictCollator(collate)
+        ),
+    ]
+
+
+# ---- call sites in open_clip_train.train and .zero_shot ------------------------------
+
+
+def batch_to_device(batch, args: argparse.Namespace, *, device, input_dtype) -> dict:
+    """The batch as a dict on the device; upstream's tuple batches become ``image``/``text``."""
+    return batching.to_device(batch, device=device, input_dtype=input_dtype)
+
+
+def forward_features(model, batch: dict, model_out: dict, args: argparse.Namespace) -> dict:
+    """The plugins' extra loss inputs for this step (empty without plugins)."""
+    host = host_for(args)
+    if host is None:
+        return {}
+    extra: dict = {}
+    for features in host.hook.forward_features(
+        model=model, batch=batch, model_out=model_out, args=args
+    ):
+        for key, value in (features or {}).items():
+            if key in extra or key in model_out:
+                raise PluginError(f"two sources provide the loss input {key!r}")
+            extra[key] = value
+    return extra
+
+
+def zero_shot_classifier(args: argparse.Namespace, *, default: Callable) -> Callable:
+    """A drop-in for ``build_zero_shot_classifier`` that asks the plugins first."""
+    host = host_for(args)
+    if host is None or not host.implements("zero_shot_classifier"):
+        return default
+
+    def build(model, tokenizer, classnames, templates, device="cpu", **kwargs):
+        result = host.hook.zero_shot_classifier(
+            model=unwrap(model),
+            tokenizer=tokenizer,
+            classnames=list(classnames),
+            templates=list(templates),
+            args=args,
+            device=device,
+        )
+        if result is None:
+            return default(model, tokenizer, classnames, templates, device=device, **kwargs)
+        return result
+
+    return build
+
+
+def evaluate(model, data: dict, epoch: int, args: argparse.Namespace, *, tokenizer) -> dict:
+    """The plugins' extra metrics for this epoch (rank 0), with ``epoch`` when any."""
+    host = host_for(args)
+    if host is None:
+        return {}
+    metrics: dict = {}
+    for result in host.hook.evaluate(
+        model=unwrap(model), data=data, epoch=epoch, args=args, tokenizer=tokenizer
+    ):
+        metrics.update(result or {})
+    if metrics:
+        metrics.setdefault("epoch", epoch)
+    return metrics
+
+
+# ---- `alignclip plugins` --------------------------------------------------------------
+
+
+def main(argv: Sequence[str]) -> int:
+    """List the installed plugins, the hooks they implement and the losses they register."""
+    parser = argparse.ArgumentParser(prog="alignclip plugins", description=main.__doc__)
+    parser.parse_args(argv)
+    installed = installed_plugins()
+    if not installed:
+        print(f"no plugins in the {hookspecs.ENTRY_POINT_GROUP!r} entry-point group")
+        return 1
+    for name, ep in installed.items():
+        try:
+            host = PluginHost([name])
+        except PluginError as exc:
+            print(f"{name:<18} {ep.value}  ERROR: {exc}")
+            continue
+        hooks = sorted(
+            h.name for h in host.pm.get_hookcallers(host.pm.get_plugin(name)) or []
+        )
+        losses = ", ".join(host.losses.names()) or "-"
+        print(f"{name:<18} {ep.value}\n    losses: {losses}\n    hooks: {', '.join(hooks)}")
+    return 0
