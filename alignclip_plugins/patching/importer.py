@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import importlib.machinery
 import importlib.metadata
+import linecache
 import os
 import sys
 from pathlib import Path
@@ -76,7 +77,11 @@ class PatchedSourceLoader(importlib.machinery.SourceFileLoader):
             raise _unsupported(installed_version(), f"{exc} in {self.path}") from None
 
     def get_code(self, fullname: str):
-        return compile(self.get_source(fullname), self.path, "exec", dont_inherit=True)
+        source = self.get_source(fullname)
+        # Tracebacks and inspect then show the patched lines, not the file's (mtime None:
+        # linecache.checkcache never drops the entry).
+        linecache.cache[self.path] = (len(source), None, source.splitlines(True), self.path)
+        return compile(source, self.path, "exec", dont_inherit=True)
 
 
 class PatchFinder:

@@ -1,0 +1,43 @@
+"""Shared fixtures: a third-party plugin installed through a real entry point."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+
+
+def install_probe_plugin(root: Path) -> Path:
+    """Make ``root`` an importable location holding the test-only ``probe`` plugin.
+
+    ``probe_plugin.py`` plus a ``.dist-info`` whose entry_points.txt registers it in the
+    ``open_clip_train.plugins`` group, exactly as a pip-installed third-party package would.
+    Also a dotted-path plugin package ``probe_pkg.noaccum`` (no entry point).
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    shutil.copy(HERE / "plugins" / "probe_plugin.py", root / "probe_plugin.py")
+    info = root / "probe_plugin-0.1.dist-info"
+    info.mkdir(exist_ok=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: probe-plugin\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[open_clip_train.plugins]\nprobe = probe_plugin\n")
+    pkg = root / "probe_pkg"
+    pkg.mkdir(exist_ok=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "noaccum.py").write_text(
+        "from open_clip.loss import ClipLoss\n"
+        "from alignclip_plugins.hookspecs import hookimpl\n\n"
+        "@hookimpl\n"
+        "def register_losses(registry):\n"
+        "    registry.register('plain-clip', lambda args: ClipLoss(), supports_accum=False)\n"
+    )
+    return root
+
+
+@pytest.fixture
+def probe_plugin_path(tmp_path, monkeypatch) -> Path:
+    """The probe plugin installed on sys.path for this test (and PYTHONPATH for subprocesses)."""
+    root = install_probe_plugin(tmp_path / "site")
+    monkeypatch.syspath_prepend(str(root))
+    monkeypatch.setenv("PYTHONPATH", str(root))
+    return root

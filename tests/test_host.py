@@ -1,0 +1,106 @@
+import pytest
+import torch
+
+from alignclip_plugins import host
+from open_clip_train.params import parse_args
+
+
+def test_parse_plugin_names():
+    assert host.parse_plugin_names(" a, b,,a ") == ("a", "b")
+    assert host.parse_plugin_names(None) == ()
+
+
+def test_builtin_plugins_are_entry_points():
+    assert "label_smoothing" in host.installed_plugins()
+
+
+def test_unknown_plugin_fails_fast_listing_known(capsys):
+    with pytest.raises(SystemExit):
+        parse_args(["--plugins", "no_such_plugin"])
+    err = capsys.readouterr().err
+    assert "unknown plugin 'no_such_plugin'" in err and "label_smoothing" in err
+
+
+def test_no_plugins_adds_only_the_plugins_option():
+    args = parse_args([])
+    assert args.plugins == "" and not hasattr(args, "loss")
+    assert host.host_for(args) is None
+
+
+def test_third_party_plugin_found_through_entry_point(probe_plugin_path):
+    assert "probe" in host.installed_plugins()
+    args = parse_args(["--plugins", "probe", "--probe-weight", "0.25", "--probe-sidecars"])
+    assert args.loss == "probe-clip" and args.probe_weight == 0.25 and args.probe_sidecars
+    assert host.host_for(args).losses.get("probe-clip").plugin == "probe"
+
+
+def test_configure_hook_errors_are_usage_errors(probe_plugin_path, capsys):
+    with pytest.raises(SystemExit):
+        parse_args(["--plugins", "probe", "--probe-weight", "-1"])
+    assert "--probe-weight must be >= 0" in capsys.readouterr().err
+
+
+def test_dotted_module_plugin_and_accum_check(probe_plugin_path, capsys):
+    args = parse_args(["--plugins", "probe_pkg.noaccum"])
+    assert args.loss == "plain-clip"
+    with pytest.raises(SystemExit):
+        parse_args(["--plugins", "probe_pkg.noaccum", "--accum-freq", "2"])
+    assert "does not support --accum-freq > 1" in capsys.readouterr().err
+
+
+def test_default_loss_is_first_plugin_in_order(probe_plugin_path):
+    assert parse_args(["--plugins", "probe,probe_pkg.noaccum"]).loss == "probe-clip"
+    assert parse_args(["--plugins", "probe_pkg.noaccum,probe"]).loss == "plain-clip"
+    args = parse_args(["--plugins", "probe_pkg.noaccum,probe", "--loss", "probe-clip"])
+    assert args.loss == "probe-clip"
+
+
+def test_plugin_loss_cannot_combine_with_siglip(probe_plugin_path, capsys):
+    with pytest.raises(SystemExit):
+        parse_args(["--plugins", "probe", "--siglip"])
+    assert "cannot be combined with --siglip" in capsys.readouterr().err
+
+
+def test_defaults_pass_through_without_plugins():
+    args = parse_args([])
+    default = object()
+    assert host.batch_stages(args, is_train=True, default=default) is default
+    assert host.sample_stages(args, is_train=True, tokenizer=None) == []
+    assert host.forward_features(None, {}, {}, args) == {}
+    assert host.evaluate(None, {}, 1, args, tokenizer=None) == {}
+    assert host.zero_shot_classifier(args, default=len) is len
+    assert not host.evaluates(args)
+    assert host.create_loss(args, default=lambda a: "upstream") == "upstream"
+
+
+def test_hooks_of_an_active_plugin(probe_plugin_path):
+    import open_clip
+
+    args = parse_args(["--plugins", "probe", "--model", "RN50"])
+    args.rank, args.world_size = 0, 1  # set by init_distributed_device in a real run
+    model = open_clip.create_model(
+        "ViT-S-32", pretrained=None, force_image_size=32, force_context_length=8
+    )
+    host.attach_modules(model, args, device="cpu")
+    assert isinstance(model.probe, torch.nn.Linear)
+    assert "probe.weight" in model.state_dict()
+    with pytest.raises(host.PluginError, match="already has one"):
+        host.attach_modules(model, args, device="cpu")
+
+    build = host.zero_shot_classifier(args, default=None)
+    classifier = build(model, None, ["a", "b", "c"], ["{}"], device="cpu")
+    assert classifier.shape == (model.text_projection.shape[1], 3)
+
+    feats = torch.nn.functional.normalize(torch.randn(4, model.text_projection.shape[1]), dim=-1)
+    batch = {"probe_len": torch.ones(4), "probe_side": torch.full((4,), 2.0)}
+    extra = host.forward_features(model, batch, {"image_features": feats}, args)
+    assert extra["probe_out"].shape == (4,)
+    with pytest.raises(host.PluginError, match="probe_out"):
+        host.forward_features(model, batch, {"image_features": feats, "probe_out": 0}, args)
+
+    metrics = host.evaluate(model, {}, 3, args, tokenizer=None)
+    assert set(metrics) == {"probe_bias", "epoch"} and metrics["epoch"] == 3
+    assert host.evaluates(args)
+    loss = host.create_loss(args, default=None)
+    terms = loss(feats, feats, torch.tensor(10.0), probe_out=extra["probe_out"], output_dict=True)
+    assert set(terms) == {"contrastive_loss", "probe_loss"}
