@@ -17,7 +17,9 @@ def stack(values: Sequence[torch.Tensor]) -> torch.Tensor:
     return torch.stack(list(values))
 
 
-def pad_ids(values: Sequence[Sequence[int]], pad: int = -1, width: int | None = None) -> torch.Tensor:
+def pad_ids(
+    values: Sequence[Sequence[int]], pad: int = -1, width: int | None = None
+) -> torch.Tensor:
     """Collate variable-length id lists into a LongTensor (B, M) padded with ``pad``.
 
     ``M`` is the longest list, or ``width`` when given (longer lists are an error).

@@ -344,9 +344,7 @@ def main(argv: Sequence[str]) -> int:
         except PluginError as exc:
             print(f"{name:<18} {ep.value}  ERROR: {exc}")
             continue
-        hooks = sorted(
-            h.name for h in host.pm.get_hookcallers(host.pm.get_plugin(name)) or []
-        )
+        hooks = sorted(h.name for h in host.pm.get_hookcallers(host.pm.get_plugin(name)) or [])
         losses = ", ".join(host.losses.names()) or "-"
         print(f"{name:<18} {ep.value}\n    losses: {losses}\n    hooks: {', '.join(hooks)}")
     return 0

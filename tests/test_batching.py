@@ -17,7 +17,9 @@ def test_select_fields_names_the_sample_when_a_field_is_missing():
     select = batching.SelectFields(["objects"])
     sample = {"image": 1, "text": 2, "objects": [1], "json": {}, "__key__": "k"}
     assert select(sample) == {"image": 1, "text": 2, "objects": [1]}
-    with pytest.raises(KeyError, match=r"sample 'k' of shard-0.tar has no field\(s\) \['objects'\]"):
+    with pytest.raises(
+        KeyError, match=r"sample 'k' of shard-0.tar has no field\(s\) \['objects'\]"
+    ):
         select({"image": 1, "text": 2, "__key__": "k", "__url__": "shard-0.tar"})
 
 
@@ -37,7 +39,12 @@ def test_to_device_matches_upstream_tuple_handling():
     batch = batching.to_device((images, texts), device="cpu", input_dtype=torch.bfloat16)
     assert batch["image"].dtype == torch.bfloat16 and torch.equal(batch["text"], texts)
     batch = batching.to_device(
-        {"image": images, "text": texts, "ids": torch.ones(2, dtype=torch.long), "keys": ["a", "b"]},
+        {
+            "image": images,
+            "text": texts,
+            "ids": torch.ones(2, dtype=torch.long),
+            "keys": ["a", "b"],
+        },
         device="cpu",
         input_dtype=None,
     )

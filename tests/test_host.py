@@ -1,8 +1,8 @@
 import pytest
 import torch
+from open_clip_train.params import parse_args
 
 from alignclip_plugins import host
-from open_clip_train.params import parse_args
 
 
 def test_parse_plugin_names():

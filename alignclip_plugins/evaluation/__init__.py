@@ -1,0 +1,1 @@
+"""Evaluation of checkpoints: metric functions, checkpoint loading, task runners."""

@@ -13,7 +13,9 @@ TINY = "ViT-Tiny-64"
 def model_dir(name: str = TINY) -> Path:
     path = Path(__file__).resolve().parent / name
     if not (path / "open_clip_config.json").is_file():
-        known = sorted(p.name for p in path.parent.iterdir() if (p / "open_clip_config.json").is_file())
+        known = sorted(
+            p.name for p in path.parent.iterdir() if (p / "open_clip_config.json").is_file()
+        )
         raise FileNotFoundError(f"no shipped model config {name!r}; known: {', '.join(known)}")
     return path
 

@@ -30,14 +30,18 @@ def _fake_upstream(tmp_path: Path, version: str, edit=None) -> Path:
     shutil.copytree(UPSTREAM, tmp_path / "open_clip_train", ignore=shutil.ignore_patterns("*.pyc"))
     info = tmp_path / f"open_clip_torch-{version}.dist-info"
     info.mkdir()
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: open_clip_torch\nVersion: {version}\n")
+    (info / "METADATA").write_text(
+        f"Metadata-Version: 2.1\nName: open_clip_torch\nVersion: {version}\n"
+    )
     if edit:
         edit(tmp_path / "open_clip_train")
     return tmp_path
 
 
 def test_hook_is_installed_at_startup_by_the_pth_file():
-    out = _python("import sys; print(any(type(f).__name__ == 'PatchFinder' for f in sys.meta_path))")
+    out = _python(
+        "import sys; print(any(type(f).__name__ == 'PatchFinder' for f in sys.meta_path))"
+    )
     assert out.stdout.strip() == "True", out.stderr
 
 
@@ -71,7 +75,12 @@ def test_wrong_version_fails_clearly(tmp_path):
 def test_modified_source_fails_clearly_naming_the_hunk(tmp_path):
     def edit(pkg: Path):
         params = pkg / "params.py"
-        params.write_text(params.read_text().replace("    args = parser.parse_args(args)\n", "    args = parser.parse_args(args)  # local edit\n"))
+        params.write_text(
+            params.read_text().replace(
+                "    args = parser.parse_args(args)\n",
+                "    args = parser.parse_args(args)  # local edit\n",
+            )
+        )
 
     root = _fake_upstream(tmp_path, "3.3.0", edit)
     out = _python("import open_clip_train.params", PYTHONPATH=str(root))

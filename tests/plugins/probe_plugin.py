@@ -15,8 +15,8 @@ from pathlib import Path
 import torch
 from open_clip.loss import ClipLoss
 
-from alignclip_plugins.host import unwrap
 from alignclip_plugins.hookspecs import hookimpl
+from alignclip_plugins.host import unwrap
 
 
 def add_probe_arguments(parser):
@@ -28,7 +28,9 @@ class ProbeClipLoss(ClipLoss):
         super().__init__(**kwargs)
         self.weight = weight
 
-    def forward(self, image_features, text_features, logit_scale, probe_out, output_dict=False, **_):
+    def forward(
+        self, image_features, text_features, logit_scale, probe_out, output_dict=False, **_
+    ):
         clip = super().forward(image_features, text_features, logit_scale)
         out = {"contrastive_loss": clip, "probe_loss": self.weight * probe_out.pow(2).mean()}
         return out if output_dict else sum(out.values())
@@ -36,8 +38,13 @@ class ProbeClipLoss(ClipLoss):
 
 def make_loss(args):
     return ProbeClipLoss(
-        args.probe_weight, local_loss=args.local_loss, gather_with_grad=args.gather_with_grad,
-        cache_labels=True, rank=args.rank, world_size=args.world_size, use_horovod=args.horovod,
+        args.probe_weight,
+        local_loss=args.local_loss,
+        gather_with_grad=args.gather_with_grad,
+        cache_labels=True,
+        rank=args.rank,
+        world_size=args.world_size,
+        use_horovod=args.horovod,
     )
 
 
@@ -48,7 +55,9 @@ def add_arguments(parser):
 
 @hookimpl
 def register_losses(registry):
-    registry.register("probe-clip", make_loss, add_arguments=add_probe_arguments, supports_accum=True)
+    registry.register(
+        "probe-clip", make_loss, add_arguments=add_probe_arguments, supports_accum=True
+    )
 
 
 @hookimpl
@@ -74,7 +83,9 @@ class AddProbeFields:
     def __call__(self, src):
         for sample in src:
             sample["probe_len"] = len(sample["text"])
-            sample["probe_side"] = self.side(sample["__url__"])[sample["__key__"]] if self.sidecars else 1.0
+            sample["probe_side"] = (
+                self.side(sample["__url__"])[sample["__key__"]] if self.sidecars else 1.0
+            )
             yield sample
 
 
