@@ -1,0 +1,139 @@
+"""Real training runs of ``python -m open_clip_train.main`` on generated shards (CPU)."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from alignclip_plugins.model_configs import model_arg
+from alignclip_plugins.patching.importer import DISABLE_ENV
+
+HERE = Path(__file__).resolve().parent
+LOSS = re.compile(r"(\w+): ([-\d.e+]+) \(")
+
+
+def train(data, logs: Path, name: str, *extra: str, unpatched=False, epochs=1, batch_size=32):
+    manifest = json.loads((data / "manifest.json").read_text())
+    split = manifest["splits"]["train"]
+    cmd = [
+        sys.executable, str(HERE / "support" / "run_trainer.py"),
+        "--model", model_arg(), "--train-data", str(data / split["pattern"]),
+        "--train-num-samples", str(split["num_samples"]), "--dataset-type", "webdataset",
+        "--batch-size", str(batch_size), "--epochs", str(epochs), "--lr", "1e-3", "--warmup", "2",
+        "--workers", "1", "--precision", "fp32", "--seed", "3", "--log-every-n-steps", "1",
+        "--logs", str(logs), "--name", name, "--report-to", "", *extra,
+    ]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "2"}
+    if unpatched:
+        env[DISABLE_ENV] = "1"
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return logs / name
+
+
+def logged_losses(run: Path) -> list[dict[str, float]]:
+    rows = []
+    for line in (run / "out.log").read_text().splitlines():
+        if "Train Epoch" in line:
+            rows.append({k: float(v) for k, v in LOSS.findall(line.split("Logit Scale")[1])})
+    assert rows, f"no training lines in {run / 'out.log'}"
+    return rows
+
+
+def test_no_plugins_is_exactly_upstream(synth_data, tmp_path):
+    upstream = logged_losses(train(synth_data, tmp_path, "upstream", unpatched=True))
+    patched = logged_losses(train(synth_data, tmp_path, "patched"))
+    assert len(upstream) == 8
+    assert patched == upstream  # identical logged values, step by step
+
+
+def test_label_smoothing_alpha_zero_matches_hard_clip(synth_data, tmp_path):
+    """The plugin path (dict batches, plugin loss) reproduces upstream when the loss is CLIP's."""
+    upstream = logged_losses(train(synth_data, tmp_path, "upstream", unpatched=True))
+    ls = logged_losses(
+        train(synth_data, tmp_path, "ls0", "--plugins", "label_smoothing", "--ls-alpha", "0")
+    )
+    assert [r["Loss"] for r in ls] == pytest.approx([r["Loss"] for r in upstream], rel=1e-4)
+
+
+def test_label_smoothing_run_checkpoints_results_and_resume(synth_data, tmp_path):
+    manifest = json.loads((synth_data / "manifest.json").read_text())
+    val = ["--val-data", str(synth_data / manifest["splits"]["retrieval"]["pattern"]),
+           "--val-num-samples", str(manifest["splits"]["retrieval"]["num_samples"])]  # fmt: skip
+    run = train(synth_data, tmp_path, "ls", "--plugins", "label_smoothing", *val)
+    assert (run / "checkpoints" / "epoch_1.pt").is_file()
+    results = [
+        json.loads(x) for x in (run / "checkpoints" / "results.jsonl").read_text().splitlines()
+    ]
+    assert results[0]["epoch"] == 1 and "clip_val_loss" in results[0]
+    assert "image_to_text_R@1" in results[0]
+    params = (run / "params.txt").read_text()
+    assert "loss: label-smoothing" in params and "ls_alpha: 0.2" in params
+
+    run = train(
+        synth_data,
+        tmp_path,
+        "ls",
+        "--plugins",
+        "label_smoothing",
+        *val,
+        "--resume",
+        "latest",
+        epochs=2,
+    )
+    log = (run / "out.log").read_text()
+    assert "resuming checkpoint" in log and "(epoch 1)" in log
+    assert (run / "checkpoints" / "epoch_2.pt").is_file()
+    epochs = [
+        json.loads(x)["epoch"]
+        for x in (run / "checkpoints" / "results.jsonl").read_text().splitlines()
+    ]
+    assert epochs == [1, 2]
+    assert "Train Epoch: 1" in log and "Train Epoch: 0" in log.split("resuming checkpoint")[0]
+
+
+def _write_probe_sidecars(data: Path, value: float) -> None:
+    import tarfile
+
+    for shard in (data / "train").glob("*.tar"):
+        with tarfile.open(shard) as tar:
+            keys = {m.name.split(".")[0] for m in tar.getmembers()}
+        shard.with_suffix(".probe.json").write_text(json.dumps({k: value for k in keys}))
+
+
+def test_every_hook_end_to_end_with_a_third_party_plugin(synth_data, tmp_path, probe_plugin_path):
+    import open_clip
+
+    # sidecar value 0 zeroes the probe output: the probe loss is 0 only if the sidecar
+    # values travel sample stage -> collation -> batch -> forward_features -> loss
+    _write_probe_sidecars(synth_data, 0.0)
+    run = train(
+        synth_data, tmp_path, "probe", "--plugins", "probe", "--probe-sidecars",
+        "--probe-weight", "1.0", "--accum-freq", "2",
+    )  # fmt: skip
+    rows = logged_losses(run)
+    assert len(rows) == 4  # 8 batches, accumulated in pairs
+    assert {"Contrastive_loss", "Probe_loss", "Loss"} <= set(rows[0])
+    assert all(r["Probe_loss"] == 0.0 for r in rows)
+    run = train(
+        synth_data, tmp_path, "probe-nosidecar", "--plugins", "probe", "--probe-weight", "1.0"
+    )
+    assert all(r["Probe_loss"] > 0 for r in logged_losses(run))
+
+    # the attached module is saved with the model and optimised with it
+    ckpt = torch.load(run / "checkpoints" / "epoch_1.pt", map_location="cpu", weights_only=False)
+    assert {"probe.weight", "probe.bias"} <= set(ckpt["state_dict"])
+    clip_params = len(list(open_clip.create_model(model_arg()).parameters()))
+    assert len(ckpt["optimizer"]["state"]) == clip_params + 2
+    # evaluate hook: its metric lands in results.jsonl (no --val-data given)
+    metrics = [
+        json.loads(x) for x in (run / "checkpoints" / "results.jsonl").read_text().splitlines()
+    ]
+    assert metrics == [
+        {"probe_bias": pytest.approx(ckpt["state_dict"]["probe.bias"].item()), "epoch": 1}
+    ]
