@@ -42,7 +42,7 @@ METRICS = (
 class Budget:
     """What every method gets: the same data, steps and optimiser settings."""
 
-    epochs: int = 8
+    epochs: int = 5
     batch_size: int = 64
     lr: float = 1e-3
     wd: float = 0.1

@@ -41,3 +41,18 @@ def probe_plugin_path(tmp_path, monkeypatch) -> Path:
     monkeypatch.syspath_prepend(str(root))
     monkeypatch.setenv("PYTHONPATH", str(root))
     return root
+
+
+@pytest.fixture(scope="session")
+def synth_data(tmp_path_factory) -> Path:
+    """A small embedded dataset: 256 training pairs in 4 shards, 64 retrieval pairs."""
+    from alignclip_plugins.synthetic import SynthConfig, generate
+
+    out = tmp_path_factory.mktemp("synth")
+    generate(
+        out,
+        SynthConfig(
+            seed=0, train_samples=256, shard_size=64, retrieval_samples=64, zeroshot_per_class=2
+        ),
+    )
+    return out

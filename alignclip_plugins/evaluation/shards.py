@@ -19,7 +19,7 @@ def iterate_batches(
     """
     import webdataset as wds
 
-    dataset = wds.WebDataset(urls, shardshuffle=False, empty_check=False).decode("pil")
+    dataset = wds.WebDataset(urls, shardshuffle=False).decode("pil")
     images: list[torch.Tensor] = []
     rows: list[tuple] = []
     n = 0
