@@ -15,6 +15,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "plugins": ("alignclip_plugins.host", "list the installed training plugins and their losses"),
     "objects": ("alignclip_plugins.objects.cli", "parse caption objects; vocabulary statistics"),
     "describe": ("alignclip_plugins.descriptions.cli", "LLM visual descriptions of objects"),
+    "rois": ("alignclip_plugins.rois.cli", "ROI features and tags: convert detector outputs"),
+    "eval": ("alignclip_plugins.evaluation.cli", "evaluate a checkpoint on a downstream task"),
+    "tables": ("alignclip_plugins.tables.cli", "render the papers' tables from run results"),
 }
 
 

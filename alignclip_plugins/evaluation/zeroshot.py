@@ -38,12 +38,20 @@ def evaluate(
     classnames: Sequence[str],
     *,
     templates: Sequence[str] = SIMPLE_TEMPLATES,
+    prompts: Sequence[Sequence[str]] | None = None,
     tail: Sequence[bool] | None = None,
     device="cpu",
     batch_size: int = 256,
 ) -> dict[str, float]:
-    """``top1``, ``top5`` (and ``tail_top1`` when ``tail`` marks tail classes), in [0, 1]."""
-    prompts = [[t.format(c) for t in templates] for c in classnames]
+    """``top1``, ``top5`` (and ``tail_top1`` when ``tail`` marks tail classes), in [0, 1].
+
+    Each class's prototype comes from ``prompts[c]`` when given (see
+    :mod:`alignclip_plugins.evaluation.prototypes`), else from ``templates``.
+    """
+    if prompts is None:
+        prompts = [[t.format(c) for t in templates] for c in classnames]
+    if len(prompts) != len(classnames):
+        raise ValueError(f"{len(prompts)} prompt lists for {len(classnames)} classes")
     classifier = text_prototypes(model, tokenizer, prompts, device)
     hits1, hits5, labels = [], [], []
     for images, rows in tqdm(
