@@ -8,7 +8,9 @@ entry-point group ``open_clip_train.plugins``::
     my_plugin = "my_package.my_plugin"
 
 and enabled with ``python -m open_clip_train.main --plugins my_plugin ...`` (a dotted
-module path works too, without packaging). Implement only the hooks you need; every hook
+module path works too, without packaging). A plugin that builds on others sets
+``REQUIRES = ("softclip", "alignclip")`` in its module: they are then activated with it,
+after it. Implement only the hooks you need; every hook
 receives the parsed ``args`` (upstream's options plus yours). Batches are dicts:
 ``{"image": (B, 3, H, W), "text": (B, L) token ids, <your fields>...}``.
 
@@ -65,12 +67,15 @@ def attach_modules(model, args: argparse.Namespace) -> dict[str, Any] | None:
 
 
 @hookspec
-def sample_stages(args: argparse.Namespace, is_train: bool, tokenizer) -> list[Stage] | None:
+def sample_stages(args: argparse.Namespace, is_train: bool, tokenizer, epoch) -> list[Stage] | None:
     """webdataset stages run on each sample dict, in ``--plugins`` order.
 
     A sample then holds ``image`` (PIL), ``text`` (str), ``__key__``, ``__url__`` (the
     shard) and the tar's other members. Stages may add fields (read from the sample or
     from sidecar files) or rewrite ``text``; image preprocessing and tokenisation follow.
+    ``epoch`` is the pipeline's shared epoch: ``epoch.get_value()`` is the current epoch,
+    also inside loader workers and after ``--resume`` (upstream's ``SharedEpoch``; None
+    when the caller has none). Take it only if your stage draws per-epoch randomness.
     """
 
 

@@ -60,14 +60,41 @@ def load_plugin(name: str):
     )
 
 
+def resolve_plugins(names: Sequence[str]) -> list[tuple[str, object]]:
+    """``(name, module)`` of each plugin and of the plugins it ``REQUIRES``, in hook order.
+
+    A plugin module may set ``REQUIRES = ("a", "b")``: those plugins are activated with it,
+    right after it (unless already named earlier), so ``--plugins x`` means "x and what x
+    builds on" and x's loss stays the default.
+    """
+    resolved: dict[str, object] = {}
+
+    def visit(name: str, chain: tuple[str, ...]) -> None:
+        if name in chain:
+            raise PluginError(f"plugins require each other in a cycle: {' -> '.join(chain)}")
+        if name in resolved:
+            return
+        module = load_plugin(name)
+        resolved[name] = module
+        for required in getattr(module, "REQUIRES", ()):
+            try:
+                visit(required, (*chain, name))
+            except PluginError as exc:
+                raise PluginError(f"plugin {name!r} requires {required!r}: {exc}") from exc
+
+    for name in names:
+        visit(name, ())
+    return list(resolved.items())
+
+
 class PluginHost:
     """The active plugins of one run, their pluggy manager and their loss registry."""
 
     def __init__(self, names: Sequence[str]) -> None:
-        self.names = tuple(names)
         self.pm = pluggy.PluginManager(hookspecs.PROJECT)
         self.pm.add_hookspecs(hookspecs)
-        modules = [(name, load_plugin(name)) for name in self.names]
+        modules = resolve_plugins(names)
+        self.names = tuple(name for name, _ in modules)  # named ones plus their requirements
         # pluggy calls the last registered first: register in reverse so hooks run in
         # --plugins order.
         for name, module in reversed(modules):
@@ -236,12 +263,14 @@ def evaluates(args: argparse.Namespace) -> bool:
 # ---- call sites in open_clip_train.data -----------------------------------------------
 
 
-def sample_stages(args: argparse.Namespace, *, is_train: bool, tokenizer) -> list:
+def sample_stages(args: argparse.Namespace, *, is_train: bool, tokenizer, epoch=None) -> list:
     """The plugins' per-sample webdataset stages, in ``--plugins`` order."""
     host = host_for(args)
     if host is None:
         return []
-    results = host.hook.sample_stages(args=args, is_train=is_train, tokenizer=tokenizer)
+    results = host.hook.sample_stages(
+        args=args, is_train=is_train, tokenizer=tokenizer, epoch=epoch
+    )
     return [stage for stages in results for stage in (stages or [])]
 
 
@@ -345,6 +374,10 @@ def main(argv: Sequence[str]) -> int:
             print(f"{name:<18} {ep.value}  ERROR: {exc}")
             continue
         hooks = sorted(h.name for h in host.pm.get_hookcallers(host.pm.get_plugin(name)) or [])
-        losses = ", ".join(host.losses.names()) or "-"
-        print(f"{name:<18} {ep.value}\n    losses: {losses}\n    hooks: {', '.join(hooks)}")
+        own = [n for n in host.losses.names() if host.losses.get(n).plugin == name]
+        lines = [f"{name:<18} {ep.value}", f"    losses: {', '.join(own) or '-'}"]
+        if len(host.names) > 1:
+            lines.append(f"    requires: {', '.join(host.names[1:])}")
+        lines.append(f"    hooks: {', '.join(hooks)}")
+        print("\n".join(lines))
     return 0

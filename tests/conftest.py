@@ -31,6 +31,16 @@ def install_probe_plugin(root: Path) -> Path:
         "def register_losses(registry):\n"
         "    registry.register('plain-clip', lambda args: ClipLoss(), supports_accum=False)\n"
     )
+    (pkg / "needs.py").write_text(  # builds on the probe plugin
+        "from open_clip.loss import ClipLoss\n"
+        "from alignclip_plugins.hookspecs import hookimpl\n\n"
+        "REQUIRES = ('probe',)\n\n"
+        "@hookimpl\n"
+        "def register_losses(registry):\n"
+        "    registry.register('needs-clip', lambda args: ClipLoss())\n"
+    )
+    (pkg / "cycle_a.py").write_text("REQUIRES = ('probe_pkg.cycle_b',)\n")
+    (pkg / "cycle_b.py").write_text("REQUIRES = ('probe_pkg.cycle_a',)\n")
     return root
 
 

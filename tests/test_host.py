@@ -55,6 +55,17 @@ def test_default_loss_is_first_plugin_in_order(probe_plugin_path):
     assert args.loss == "probe-clip"
 
 
+def test_required_plugins_are_activated_after_the_named_one(probe_plugin_path, capsys):
+    args = parse_args(["--plugins", "probe_pkg.needs", "--probe-weight", "0.5"])
+    assert args.loss == "needs-clip" and args.probe_weight == 0.5  # probe's option exists
+    active = host.host_for(args)
+    assert active.names == ("probe_pkg.needs", "probe")
+    assert active.losses.get("probe-clip").plugin == "probe"
+    with pytest.raises(SystemExit):
+        parse_args(["--plugins", "probe_pkg.cycle_a"])
+    assert "require each other in a cycle" in capsys.readouterr().err
+
+
 def test_plugin_loss_cannot_combine_with_siglip(probe_plugin_path, capsys):
     with pytest.raises(SystemExit):
         parse_args(["--plugins", "probe", "--siglip"])

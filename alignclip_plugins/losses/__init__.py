@@ -27,6 +27,8 @@ _EXPORTS = {
     "SoftClipLoss": "softclip",
     "GuidanceMixLoss": "softclip",
     "ObjectIouLoss": "object_iou",
+    "SoftClipAlignClipLoss": "softclip_alignclip",
+    "softclip_alignclip_loss": "softclip_alignclip",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -75,7 +75,10 @@ class _Term:
 
     kernel: Kernel
     comps: tuple[int, ...]  # plan component index of each kernel output
-    target: tuple[str, int, int] | None = None  # ("feat" | "iou", rows idx, cols idx)
+    # ("feat" | "iou", rows idx, cols idx), or ("mix", feat rows, feat cols, iou rows, iou cols);
+    # ("feat", rows, cols, valid rows): rows whose valid flag is 0 take the hard label;
+    # ("valid", valid rows, valid cols): a hard CLIP term over valid rows and columns only
+    target: tuple | None = None
     target_grad: bool = False
 
 
@@ -194,10 +197,9 @@ def _run_plan(
     gscale = torch.zeros((), dtype=cdtype, device=device) if want_scale else None
     sets: dict[int, tuple[Tensor, Tensor]] = {}
     for term in (t for d in plan.directions for t in d.terms):
-        if term.target is not None and term.target[0] == "iou":
-            for idx in term.target[1:]:
-                if idx not in sets:
-                    sets[idx] = _canonical_sets(ts[idx])
+        for idx in _set_indices(term.target):
+            if idx not in sets:
+                sets[idx] = _canonical_sets(ts[idx])
     # per-component contributions; plain indexing only (no host-to-device copies, which
     # would synchronise the stream once per block)
     contrib: list[list[Tensor]] = [[] for _ in range(k)]
@@ -218,21 +220,14 @@ def _run_plan(
             x0 = _logits(q, cols, s, cdtype)
             for i, term in enumerate(d.terms):
                 x = x0 if i == len(d.terms) - 1 else x0.clone()
-                y = None
-                if term.target is not None:
-                    kind, ti, tj = term.target
-                    if kind == "feat":
-                        y = _logits(ts[ti][r0:r1], ts[tj], s, cdtype)
-                    else:
-                        (a, sa), (b, sb) = sets[ti], sets[tj]
-                        y = (a[r0:r1], sa[r0:r1], b, sb)
+                y = _target_block(term.target, ts, sets, r0, r1, s, cdtype)
                 vals, dx, dy = term.kernel(x, y, diag, term_w[i], need_grad)
                 for j, c in enumerate(term.comps):
                     contrib[c].append(vals[j] * scale_rows)
                 if dx is not None:
                     dx_total = dx if dx_total is None else dx_total.add_(dx)
                 if dy is not None and term.target is not None and term.target[0] == "feat":
-                    _, ti, tj = term.target
+                    ti, tj = term.target[1], term.target[2]
                     _contract(dy, ts[ti], ts[tj], r0, r1, s, grads[ti], grads[tj], None)
                 del x, y, dx, dy
             del x0
@@ -242,6 +237,36 @@ def _run_plan(
     zero = torch.zeros((), dtype=cdtype, device=device)
     values = torch.stack([torch.stack(c).sum().to(cdtype) if c else zero for c in contrib])
     return values, gscale, grads
+
+
+def _set_indices(target: tuple | None) -> tuple[int, ...]:
+    """Input indices of the object-id sets a term's target reads."""
+    if target is None:
+        return ()
+    return {"iou": target[1:3], "mix": target[3:5]}.get(target[0], ())
+
+
+def _target_block(target: tuple | None, ts, sets: dict, r0: int, r1: int, s: Tensor, dtype):
+    """What a kernel gets as ``y`` for rows ``r0:r1``: target logits, canonical id sets
+    ``(row sets, row sizes, column sets, column sizes)``, both (``mix``), or None."""
+    if target is None:
+        return None
+    kind = target[0]
+    if kind == "feat":
+        logits = _logits(ts[target[1]][r0:r1], ts[target[2]], s, dtype)
+        if len(target) > 3:  # + rows without ROIs: (logits, hard-label rows)
+            return logits, ts[target[3]][r0:r1, 0] < 0.5
+        return logits
+    if kind == "valid":  # (valid rows, valid columns, global rows / global valid rows)
+        rows, cols = ts[target[1]][r0:r1, 0] > 0.5, ts[target[2]][:, 0] > 0.5
+        return rows, cols, cols.numel() / cols.sum().clamp_min(1).to(dtype)
+    if kind == "iou":
+        (a, sa), (b, sb) = sets[target[1]], sets[target[2]]
+        return (a[r0:r1], sa[r0:r1], b, sb)
+    if kind == "mix":
+        feat = _target_block(("feat", *target[1:3]), ts, sets, r0, r1, s, dtype)
+        return feat, _target_block(("iou", *target[3:5]), ts, sets, r0, r1, s, dtype)
+    raise ValueError(f"unknown target kind {kind!r}")
 
 
 def _contract(
@@ -447,6 +472,42 @@ class HardKernel(_Kernel):
         return val.reshape(1), dx
 
 
+class ValidHardKernel(_Kernel):
+    """:class:`HardKernel` over valid rows and columns only (SoftCLIP's ROI-tag term when
+    some samples have no ROIs). ``y = (valid rows (C,), valid columns (N,), factor)``:
+    invalid columns leave the softmax, invalid rows add nothing, and ``factor`` (global
+    rows / global valid rows) turns the plan's mean over all rows into a mean over the
+    valid ones. With every sample valid it equals :class:`HardKernel`.
+    """
+
+    has_fused = True
+
+    def __init__(self, weight: float = 1.0) -> None:
+        self.weight = weight
+
+    def eager(self, x, y, diag, w, need_grad):
+        rows, cols, factor = y
+        x.masked_fill_(~cols[None, :], -math.inf)
+        x.masked_fill_(~rows[:, None], 0.0)  # any finite row: its value is dropped below
+        r = _arange_like(diag)
+        lse = torch.logsumexp(x, 1)
+        val = self.weight * factor * ((lse - x[r, diag]) * rows).sum()
+        dx = None
+        if need_grad:
+            dx = x.sub_(lse[:, None]).exp_()
+            dx[r, diag] -= 1
+            dx.mul_(rows[:, None].to(dx.dtype) * (w[0] * self.weight * factor))
+        return val.reshape(1), dx, None
+
+    def fused(self, x, y, diag, w):
+        rows, cols, factor = y
+        x = torch.where(rows[:, None], x.masked_fill(~cols[None, :], -math.inf), 0.0)
+        lse = torch.logsumexp(x, 1)
+        val = self.weight * factor * ((lse - _gather_diag(x, diag)) * rows).sum()
+        dx = torch.exp(x - lse[:, None]) - _diag_mask(x, diag).to(x.dtype)
+        return val.reshape(1), dx * (rows[:, None] * (w[0] * self.weight * factor))
+
+
 class SmoothKernel(_Kernel):
     """Cross-entropy with ``(1-α) e_i + α/(N-1) (1-e_i)`` (METHODS §2). One component."""
 
@@ -610,8 +671,13 @@ class SoftClosedKernel(_Kernel):
         self.use_clip = cfg.mu != 0
         self.k = 1 + int(self.use_rel) + int(self.use_clip)
 
-    def _scalars(self, xd, yd, lr, mr, u1, u2, w):
-        """Values (k,) and the gradient's row coefficients from the row statistics."""
+    def _scalars(self, xd, yd, lr, mr, u1, u2, w, hard=None):
+        """Values (k,) and the gradient's row coefficients from the row statistics.
+
+        ``hard`` (C,) bool marks rows that take the hard label instead of the soft target
+        (samples without ROIs): their soft term is the cross-entropy ``-log p_ii`` and their
+        relation term is 0.
+        """
         cfg = self.cfg
         beta, lam, mu, sym = cfg.beta, cfg.lam, cfg.mu, cfg.symmetric
         lse = torch.logaddexp(lr, xd)
@@ -635,11 +701,16 @@ class SoftClosedKernel(_Kernel):
         td = ltd.exp()
         klb = rho * (u1 - e) + pd * (lpd - ltd) if sym else None  # KL(p || t)
         soft = 0.5 * (klf + klb) if sym else klf
+        if hard is not None:
+            soft = torch.where(hard, -lpd, soft)
         vals = [cfg.soft_weight * soft.sum()]
         rf = cstar - u2  # KL(q* || p*)
         rb = u1 - cstar  # KL(p* || q*)
         if self.use_rel:
-            vals.append(lam * (0.5 * (rf + rb) if sym else rf).sum())
+            rel = 0.5 * (rf + rb) if sym else rf
+            if hard is not None:
+                rel = torch.where(hard, torch.zeros_like(rel), rel)
+            vals.append(lam * rel.sum())
         if self.use_clip:
             vals.append(mu * (-lpd).sum())
         vals = torch.stack(vals)
@@ -654,15 +725,27 @@ class SoftClosedKernel(_Kernel):
         if sym:
             coef_p = coef_p - bsw * rho * (e + klb)
             dxd = dxd + bsw * pd * (lpd - ltd - klb)
+        if hard is not None:  # d(-log p_ii)/dx = p - e_i
+            coef_z = torch.where(hard, torch.zeros_like(coef_z), coef_z)
+            coef_p = torch.where(hard, ws * rho, coef_p)
+            coef_q = torch.where(hard, torch.zeros_like(coef_q), coef_q)
+            dxd = torch.where(hard, ws * (pd - 1.0), dxd)
         j = 1
         if self.use_rel:
             wr = w[j] * lam
             fr = 0.5 * wr if sym else wr
-            coef_p = coef_p + fr
-            coef_q = coef_q - fr
+            d_p, d_q, d_z = fr, -fr, None
             if sym:
-                coef_z = coef_z + 0.5 * wr
-                coef_p = coef_p - 0.5 * wr * (cstar + rb)
+                d_z = 0.5 * wr
+                d_p = d_p - 0.5 * wr * (cstar + rb)
+            if hard is not None:
+                keep = (~hard).to(rho.dtype)
+                d_p, d_q = d_p * keep, d_q * keep
+                d_z = None if d_z is None else d_z * keep
+            coef_p = coef_p + d_p
+            coef_q = coef_q + d_q
+            if d_z is not None:
+                coef_z = coef_z + d_z
             j += 1
         if self.use_clip:
             wc = w[j] * mu
@@ -671,6 +754,7 @@ class SoftClosedKernel(_Kernel):
         return vals, (coef_z, coef_p, coef_q, dxd)
 
     def eager(self, x, y, diag, w, need_grad):
+        y, hard = y if isinstance(y, tuple) else (y, None)
         c, n = x.shape
         if n < 2:  # no negatives: target and prediction are both the one-hot e_i
             return x.new_zeros(self.k), (x.zero_() if need_grad else None), None
@@ -686,7 +770,7 @@ class SoftClosedKernel(_Kernel):
         z[r, diag] = 0.0
         u1 = torch.einsum("ij,ij->i", ps, z)
         u2 = torch.einsum("ij,ij->i", qs, z)
-        vals, coefs = self._scalars(xd, yd, lr, mr, u1, u2, w if need_grad else None)
+        vals, coefs = self._scalars(xd, yd, lr, mr, u1, u2, w if need_grad else None, hard)
         dx = None
         if need_grad:
             coef_z, coef_p, coef_q, dxd = coefs
@@ -696,6 +780,7 @@ class SoftClosedKernel(_Kernel):
         return vals, dx, None
 
     def fused(self, x, y, diag, w):
+        y, hard = y if isinstance(y, tuple) else (y, None)
         if x.shape[1] < 2:
             return x.new_zeros(self.k), torch.zeros_like(x)
         isd = _diag_mask(x, diag)
@@ -709,7 +794,7 @@ class SoftClosedKernel(_Kernel):
         z = torch.where(isd, 0.0, x - y)
         u1 = (ps * z).sum(1)
         u2 = (qs * z).sum(1)
-        vals, (coef_z, coef_p, coef_q, dxd) = self._scalars(xd, yd, lr, mr, u1, u2, w)
+        vals, (coef_z, coef_p, coef_q, dxd) = self._scalars(xd, yd, lr, mr, u1, u2, w, hard)
         dx = ps * (coef_z[:, None] * z + coef_p[:, None]) + qs * coef_q[:, None]
         dx = torch.where(isd, dxd[:, None], dx)
         return vals, dx
@@ -730,12 +815,24 @@ def _masked_div(lt: Tensor, lp: Tensor, valid: Tensor, cfg: SoftConfig) -> Tenso
     return 0.5 * (forward + (p * (lp_v - lt_v)).sum(1))
 
 
-def soft_terms_autograd(x: Tensor, y: Tensor, diag: Tensor, cfg: SoftConfig) -> Tensor:
-    """The (weighted) components of :func:`soft_kernel` as a differentiable (k,) tensor."""
-    c, n = x.shape
+def soft_terms_autograd(
+    x: Tensor, y: Tensor, diag: Tensor, cfg: SoftConfig, hard: Tensor | None = None
+) -> Tensor:
+    """The (weighted) components of :func:`soft_kernel` as a differentiable (k,) tensor.
+
+    ``hard`` (C,) bool: rows taking the hard label (soft term ``-log p_ii``, no relation).
+    """
+    if hard is not None:
+        keep = ~hard
+        vals = soft_terms_autograd(x[keep], y[keep], diag[keep], cfg)
+        ce = -torch.log_softmax(x[hard], 1).gather(1, diag[hard][:, None]).sum()
+        extra = [cfg.soft_weight * ce]
+        if cfg.relation and cfg.lam != 0:
+            extra.append(ce * 0.0)
+        if cfg.mu != 0:
+            extra.append(cfg.mu * ce)
+        return vals + torch.stack(extra)
     mask = _diag_mask(x, diag)
-    every = torch.ones_like(mask)
-    lp = torch.log_softmax(x, 1)
     lq = torch.log_softmax(y, 1)
     if cfg.beta == 0:
         lt = torch.where(mask, 0.0, -math.inf).to(x.dtype)
@@ -747,14 +844,34 @@ def soft_terms_autograd(x: Tensor, y: Tensor, diag: Tensor, cfg: SoftConfig) -> 
             torch.logaddexp(torch.full_like(lq, math.log1p(-cfg.beta)), math.log(cfg.beta) + lq),
             math.log(cfg.beta) + lq,
         )
+    # the disentangled target does not depend on β: softmax of y off the diagonal
+    lqs = torch.log_softmax(y.masked_fill(mask, -math.inf), 1) if x.shape[1] > 1 else None
+    return soft_terms_from_log_targets(x, lt, lqs, mask, cfg)
+
+
+def soft_terms_from_log_targets(
+    x: Tensor, lt: Tensor, lqs: Tensor | None, mask: Tensor, cfg: SoftConfig
+) -> Tensor:
+    """SoftCLIP's (weighted) components for explicit log targets, differentiable in ``x``.
+
+    ``x`` (C, N) logits; ``lt`` (C, N) log of the softened target rows; ``lqs`` (C, N) log
+    of the disentangled target rows (eq. 12; ignored on the diagonal); ``mask`` (C, N)
+    true at each row's positive. A row whose disentangled target has no mass (all
+    ``-inf`` off the diagonal) adds nothing to the relation term.
+    """
+    n = x.shape[1]
+    every = torch.ones_like(mask)
+    lp = torch.log_softmax(x, 1)
     vals = [cfg.soft_weight * _masked_div(lt, lp, every, cfg).sum()]
     if cfg.relation and cfg.lam != 0:
-        if n < 2:
+        if n < 2 or lqs is None:
             vals.append(x.sum() * 0.0)
         else:
             lps = torch.log_softmax(x.masked_fill(mask, -math.inf), 1)
-            lqs = torch.log_softmax(y.masked_fill(mask, -math.inf), 1)
-            vals.append(cfg.lam * _masked_div(lqs, lps, ~mask, cfg).sum())
+            has_mass = torch.isfinite(lqs.masked_fill(mask, -math.inf)).any(1, keepdim=True)
+            valid = ~mask & has_mass
+            lqs = torch.where(has_mass, lqs, 0.0)
+            vals.append(cfg.lam * _masked_div(lqs, lps, valid, cfg).sum())
     if cfg.mu != 0:
         vals.append(cfg.mu * -(lp[mask]).sum())
     return torch.stack(vals)
@@ -768,10 +885,11 @@ class SoftAutogradKernel(_Kernel):
 
     def eager(self, x, y, diag, w, need_grad):
         cfg = self.cfg
+        y, hard = y if isinstance(y, tuple) else (y, None)
         with torch.enable_grad():
             xg = x.detach().requires_grad_(need_grad)
             yg = y.detach().requires_grad_(need_grad and cfg.target_grad)
-            vals = soft_terms_autograd(xg, yg, diag, cfg)
+            vals = soft_terms_autograd(xg, yg, diag, cfg, hard)
             if not need_grad:
                 return vals.detach(), None, None
             inputs = [xg, yg] if cfg.target_grad else [xg]
@@ -826,6 +944,9 @@ class Layout:
     tobj_rows: int = -1
     iobj_cols: int = -1
     tobj_cols: int = -1
+    # (n, 1) float flags, 1 for samples with ROIs: the others take hard labels (SoftCLIP)
+    valid_rows: int = -1
+    valid_cols: int = -1
 
 
 def label_smoothing_plan(layout: Layout, *, alpha: float = 0.2, **chunk) -> _Plan:
@@ -839,8 +960,9 @@ def label_smoothing_plan(layout: Layout, *, alpha: float = 0.2, **chunk) -> _Pla
     return _Plan(("label_smoothing",), dirs, **chunk)
 
 
-def _feature_target(form: str, layout: Layout) -> tuple[str, int, int]:
-    """("feat", target-row tensor, target-col tensor) for a v2l/l2v supervision form."""
+def _feature_target(form: str, layout: Layout) -> tuple:
+    """("feat", target-row tensor, target-col tensor) for a v2l/l2v supervision form,
+    plus the valid-row flags for ROI/tag forms when the layout has them."""
     if form in ("I2I", "T2T"):  # guidance mix, image / text self-similarity
         rows = layout.img_rows if form == "I2I" else layout.txt_rows
         cols = layout.img_cols if form == "I2I" else layout.txt_cols
@@ -848,6 +970,8 @@ def _feature_target(form: str, layout: Layout) -> tuple[str, int, int]:
     r, a = _form(form, 0, 1)
     rows = (layout.roi_rows, layout.tag_rows)[r]
     cols = (layout.roi_cols, layout.tag_cols)[a]
+    if layout.valid_rows >= 0:
+        return ("feat", rows, cols, layout.valid_rows)
     return ("feat", rows, cols)
 
 
@@ -886,11 +1010,15 @@ def softclip_plan(
         ),
     ]
     if roi_tag_weight:
-        rt = _kernel(HardKernel, float(roi_tag_weight))
         k = len(comps)
         comps = comps + ("roi_tag",)
-        dirs.append(_Direction(layout.roi_rows, layout.tag_cols, layout.offset, (_Term(rt, (k,)),)))
-        dirs.append(_Direction(layout.tag_rows, layout.roi_cols, layout.offset, (_Term(rt, (k,)),)))
+        if layout.valid_rows >= 0:  # samples without ROIs leave the ROI-tag term
+            rt = _kernel(ValidHardKernel, float(roi_tag_weight))
+            term = _Term(rt, (k,), ("valid", layout.valid_rows, layout.valid_cols))
+        else:
+            term = _Term(_kernel(HardKernel, float(roi_tag_weight)), (k,))
+        dirs.append(_Direction(layout.roi_rows, layout.tag_cols, layout.offset, (term,)))
+        dirs.append(_Direction(layout.tag_rows, layout.roi_cols, layout.offset, (term,)))
     return _Plan(comps, tuple(dirs), **chunk)
 
 
