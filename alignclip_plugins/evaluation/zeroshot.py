@@ -1,14 +1,16 @@
-"""Zero-shot classification of labelled webdataset images with text prototypes."""
+"""Zero-shot classification of labelled images with text prototypes."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import torch
 from tqdm import tqdm
 
-from alignclip_plugins.evaluation.metrics import topk_correct
+from alignclip_plugins.evaluation.encoder import Encoder
+from alignclip_plugins.evaluation.metrics import mean_per_class_recall, topk_correct
 from alignclip_plugins.evaluation.shards import as_int, iterate_batches
+from alignclip_plugins.evaluation.sources import unpack
 
 # Plain prompt templates; open_clip's OPENAI_IMAGENET_TEMPLATES suit photographs better.
 SIMPLE_TEMPLATES: tuple[str, ...] = (
@@ -23,10 +25,57 @@ SIMPLE_TEMPLATES: tuple[str, ...] = (
 def text_prototypes(model, tokenizer, prompts: Sequence[Sequence[str]], device) -> torch.Tensor:
     """Class embeddings (D, C): the normalised mean of each class's normalised prompt embeddings."""
     columns = []
-    for class_prompts in prompts:
+    for class_prompts in tqdm(prompts, desc="class prototypes", unit="class", leave=False):
         feats = model.encode_text(tokenizer(list(class_prompts)).to(device), normalize=True)
-        columns.append(torch.nn.functional.normalize(feats.mean(dim=0), dim=-1))
+        columns.append(torch.nn.functional.normalize(feats.float().mean(dim=0), dim=-1))
     return torch.stack(columns, dim=1)
+
+
+@torch.no_grad()
+def evaluate_batches(
+    encoder: Encoder,
+    classifier: torch.Tensor,
+    batches: Iterable,
+    *,
+    tail: Sequence[bool] | None = None,
+    where: str = "the data",
+) -> dict[str, float]:
+    """Zero-shot metrics of ``(images, labels, ...)`` batches against ``classifier`` (D, C).
+
+    Returns ``top1``, ``top5`` (top-C when C < 5), ``mean_per_class_recall``, ``tail_top1``
+    when ``tail`` marks tail classes and the data has some, all in [0, 1], and ``n``.
+    Ties count against the target (see :func:`topk_correct`).
+    """
+    num_classes = classifier.shape[1]
+    k5 = min(5, num_classes)
+    hits1, hits5, labels = [], [], []
+    for batch in batches:
+        images, targets, _, _ = unpack(batch)
+        target = torch.as_tensor(list(targets), device=encoder.device).long()
+        if int(target.max()) >= num_classes or int(target.min()) < 0:
+            bad = int(target.max()) if int(target.max()) >= num_classes else int(target.min())
+            raise ValueError(f"label {bad} in {where} but only {num_classes} class names")
+        logits = encoder.images(images) @ classifier.to(encoder.device)
+        hits = topk_correct(logits, target, (1, k5))
+        hits1.append(hits[1])
+        hits5.append(hits[k5])
+        labels.append(target)
+    if not labels:
+        raise ValueError(f"no images in {where}")
+    hit1, hit5, label = torch.cat(hits1), torch.cat(hits5), torch.cat(labels)
+    out = {
+        "top1": hit1.float().mean().item(),
+        "top5": hit5.float().mean().item(),
+        "mean_per_class_recall": mean_per_class_recall(hit1, label),
+        "n": len(label),
+    }
+    if tail is not None:
+        if len(tail) != num_classes:
+            raise ValueError(f"{len(tail)} tail flags for {num_classes} classes")
+        is_tail = torch.tensor(list(tail), dtype=torch.bool, device=label.device)[label]
+        if bool(is_tail.any()):
+            out["tail_top1"] = hit1[is_tail].float().mean().item()
+    return out
 
 
 @torch.no_grad()
@@ -43,7 +92,8 @@ def evaluate(
     device="cpu",
     batch_size: int = 256,
 ) -> dict[str, float]:
-    """``top1``, ``top5`` (and ``tail_top1`` when ``tail`` marks tail classes), in [0, 1].
+    """``top1``, ``top5`` (and ``tail_top1`` when ``tail`` marks tail classes), in [0, 1], of
+    labelled webdataset shards (``cls`` members).
 
     Each class's prototype comes from ``prompts[c]`` when given (see
     :mod:`alignclip_plugins.evaluation.prototypes`), else from ``templates``.
@@ -53,24 +103,11 @@ def evaluate(
     if len(prompts) != len(classnames):
         raise ValueError(f"{len(prompts)} prompt lists for {len(classnames)} classes")
     classifier = text_prototypes(model, tokenizer, prompts, device)
-    hits1, hits5, labels = [], [], []
-    for images, rows in tqdm(
-        iterate_batches(urls, preprocess, ("cls",), batch_size), desc="zero-shot", unit="batch"
-    ):
-        target = torch.tensor([as_int(r[0]) for r in rows], device=device)
-        if int(target.max()) >= len(classnames):
-            raise ValueError(
-                f"label {int(target.max())} in {urls} but only {len(classnames)} class names"
-            )
-        logits = model.encode_image(images.to(device), normalize=True) @ classifier
-        hits = topk_correct(logits, target, (1, min(5, len(classnames))))
-        hits1.append(hits[1])
-        hits5.append(hits[min(5, len(classnames))])
-        labels.append(target)
-    hit1, hit5, label = torch.cat(hits1), torch.cat(hits5), torch.cat(labels)
-    out = {"top1": hit1.float().mean().item(), "top5": hit5.float().mean().item(), "n": len(label)}
-    if tail is not None:
-        is_tail = torch.tensor(list(tail), device=label.device)[label]
-        if bool(is_tail.any()):
-            out["tail_top1"] = hit1[is_tail].float().mean().item()
-    return out
+    batches = (
+        (images, [as_int(r[0]) for r in rows])
+        for images, rows in tqdm(
+            iterate_batches(urls, preprocess, ("cls",), batch_size), desc="zero-shot", unit="batch"
+        )
+    )
+    encoder = Encoder(model, tokenizer, device, amp=False)
+    return evaluate_batches(encoder, classifier, batches, tail=tail, where=str(urls))
