@@ -2,8 +2,11 @@
 
 Every method runs the stock trainer, ``python -m open_clip_train.main``, with the same
 budget and seed, then its final checkpoint is evaluated on the held-out splits: zero-shot
-top-1 / top-5 / tail-class top-1 and image<->text retrieval R@1. Finished runs and
-evaluations are reused on a rerun, and an interrupted run resumes from its last epoch.
+top-1 / top-5 / tail-class top-1 with prompt-template prototypes, top-1 / tail top-1 with
+visual-description prototypes, and image<->text retrieval R@1. What a method needs besides
+the shards (e.g. AlignCLIP's object sidecars) is prepared once under ``OUT/prepared``.
+Finished runs, preparations and evaluations are reused on a rerun, and an interrupted run
+resumes from its last epoch.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,19 +27,105 @@ from tqdm import tqdm
 
 from alignclip_plugins.model_configs import model_arg
 
-# method name -> extra trainer arguments (later issues add their methods here)
+# AlignCLIP's inputs prepared from the embedded data (see PREPARE below)
+_OBJECTS = ["--alignclip-objects", "{objects}", "--alignclip-vocabulary", "{object_vocabulary}"]
+# SoftCLIP's ROI features and tags from the embedded data's oracle detector
+_SOFTCLIP = ["--plugins", "softclip", "--softclip-rois", "{rois}"]
+
+# method name -> extra trainer arguments. "{name}" is replaced by the path PREPARE[name]
+# prepares ("{data}": the dataset directory); later issues add their methods here.
 METHODS: dict[str, list[str]] = {
     "clip": [],
     "label_smoothing": ["--plugins", "label_smoothing"],
-}
+    "object_iou": ["--plugins", "alignclip", *_OBJECTS],
+    "alignclip": [
+        "--plugins", "alignclip", *_OBJECTS,
+        "--alignclip-domains", "0.5,0.25,0.25",
+        "--alignclip-descriptions", "{data}/descriptions.json",
+    ],
+    # SoftCLIP (Table 6 rows, then Table 10's ROI aggregation modes; "softclip" is MHSA)
+    "softclip_soft": [*_SOFTCLIP, "--no-softclip-relation-enhanced", "--no-softclip-symmetric"],
+    "softclip_relation": [*_SOFTCLIP, "--no-softclip-symmetric"],
+    "softclip": _SOFTCLIP,
+    "softclip_mean": [*_SOFTCLIP, "--softclip-roi-encoder", "mean"],
+    "softclip_max": [*_SOFTCLIP, "--softclip-roi-encoder", "max"],
+    "softclip_min": [*_SOFTCLIP, "--softclip-roi-encoder", "min"],
+}  # fmt: skip
 
 METRICS = (
     ("zeroshot_top1", "zero-shot top-1"),
     ("zeroshot_top5", "top-5"),
     ("zeroshot_tail_top1", "tail top-1"),
+    ("zeroshot_desc_top1", "desc. top-1"),
+    ("zeroshot_desc_tail_top1", "desc. tail top-1"),
     ("image_to_text_R@1", "I→T R@1"),
     ("text_to_image_R@1", "T→I R@1"),
 )
+
+
+def prepare_objects(data: Path, work: Path, manifest: dict) -> Path:
+    """Object sidecars of the training shards (``alignclip objects parse --parser vocab`` with
+    the dataset's ``vocabulary.json``); finished shards are skipped on a rerun."""
+    from alignclip_plugins.objects.captions import expand_inputs
+    from alignclip_plugins.objects.run import parse_inputs
+    from alignclip_plugins.objects.vocabulary import VocabParser
+
+    out = work / "objects"
+    inputs = expand_inputs([str(data / manifest["splits"]["train"]["pattern"])])
+    parse_inputs(inputs, VocabParser(data / "vocabulary.json"), out, progress=False)
+    return out
+
+
+def prepare_object_vocabulary(data: Path, work: Path, manifest: dict) -> Path:
+    """The object vocabulary with frequencies and tail (``alignclip objects stats``)."""
+    from alignclip_plugins.objects.stats import build_vocabulary, count_objects, write_vocabulary
+
+    objects = prepare_objects(data, work, manifest)
+    out = work / "object-vocabulary.json"
+    newest = max(p.stat().st_mtime for p in objects.glob("*.objects.jsonl"))
+    if not out.is_file() or out.stat().st_mtime < newest:
+        write_vocabulary(out, build_vocabulary(count_objects([objects])))
+    return out
+
+
+def prepare_rois(data: Path, work: Path, manifest: dict) -> Path:
+    """SoftCLIP's ROI sidecars of the training shards from the oracle detector
+    (``alignclip rois oracle``); finished shards are skipped on a rerun."""
+    from alignclip_plugins.rois.oracle import write_oracle_rois
+
+    out = work / "rois"
+    write_oracle_rois(data, out=out, splits=("train",), progress=False)
+    return out
+
+
+# placeholder -> preparation(data dir, work dir, manifest) -> path; run only when a chosen
+# method's arguments use the placeholder
+PREPARE: dict[str, Callable[[Path, Path, dict], Path]] = {
+    "objects": prepare_objects,
+    "object_vocabulary": prepare_object_vocabulary,
+    "rois": prepare_rois,
+}
+
+_PLACEHOLDER = re.compile(r"\{(\w+)\}")
+
+
+def method_arguments(
+    method: str, data: Path, work: Path, manifest: dict, prepared: dict[str, Path] | None = None
+) -> list[str]:
+    """``METHODS[method]`` with its placeholders replaced (preparing what they name)."""
+    prepared = {} if prepared is None else prepared
+
+    def path(match: re.Match) -> str:
+        name = match.group(1)
+        if name == "data":
+            return str(data)
+        if name not in PREPARE:
+            raise KeyError(f"method {method!r}: unknown placeholder {{{name}}} in METHODS")
+        if name not in prepared:
+            prepared[name] = PREPARE[name](data, work, manifest)
+        return str(prepared[name])
+
+    return [_PLACEHOLDER.sub(path, arg) for arg in METHODS[method]]
 
 
 @dataclass
@@ -59,9 +149,18 @@ def write_json(path: Path, obj) -> None:
 
 
 def train_command(
-    method: str, data: Path, manifest: dict, logs: Path, seed: int, budget: Budget
+    method: str,
+    data: Path,
+    manifest: dict,
+    logs: Path,
+    seed: int,
+    budget: Budget,
+    prepared: dict[str, Path] | None = None,
 ) -> list[str]:
-    """The exact ``python -m open_clip_train.main`` command of one demo run."""
+    """The exact ``python -m open_clip_train.main`` command of one demo run.
+
+    What the method needs is prepared under ``logs/prepared`` (``prepared`` caches paths).
+    """
     train = manifest["splits"]["train"]
     cmd = [
         sys.executable, "-m", "open_clip_train.main",
@@ -84,7 +183,8 @@ def train_command(
         "--log-every-n-steps", "10",
         "--report-to", "",
     ]  # fmt: skip
-    return cmd + METHODS[method] + budget.extra
+    work = logs / "prepared"
+    return cmd + method_arguments(method, data, work, manifest, prepared) + budget.extra
 
 
 def run_name(method: str, seed: int) -> str:
@@ -100,17 +200,33 @@ def _cuda() -> bool:
 _PROGRESS = re.compile(r"Train Epoch: (\d+) \[\s*(\d+)/(\d+)")
 
 
-def train(method: str, data: Path, manifest: dict, logs: Path, seed: int, budget: Budget) -> Path:
+def train(
+    method: str,
+    data: Path,
+    manifest: dict,
+    logs: Path,
+    seed: int,
+    budget: Budget,
+    prepared: dict[str, Path] | None = None,
+) -> Path:
     """Train one run (or resume / reuse it); returns its final checkpoint."""
     run = logs / run_name(method, seed)
     final = run / "checkpoints" / f"epoch_{budget.epochs}.pt"
     if final.is_file():
         return final
-    cmd = train_command(method, data, manifest, logs, seed, budget)
+    cmd = train_command(method, data, manifest, logs, seed, budget, prepared)
+    recorded = run / "demo-command.json"
+    if recorded.is_file():
+        before = [a for a in json.loads(recorded.read_text()) if a not in ("--resume", "latest")]
+        if before[1:] != cmd[1:]:
+            raise RuntimeError(
+                f"{run} holds a {method} run (seed {seed}) started with other arguments "
+                f"({recorded}); use another --out, or delete {run} to start it afresh"
+            )
     if run.exists():
         cmd += ["--resume", "latest"]
     run.mkdir(parents=True, exist_ok=True)
-    write_json(run / "demo-command.json", cmd)
+    write_json(recorded, cmd)
     total = budget.epochs * manifest["splits"]["train"]["num_samples"]
     log_path = run / "demo-stdout.log"
     bar = tqdm(total=total, desc=f"{method} seed {seed}", unit="sample", unit_scale=True)
@@ -136,18 +252,30 @@ def evaluate(checkpoint: Path, data: Path, manifest: dict) -> dict[str, float]:
     """Zero-shot and retrieval metrics of one checkpoint (cached next to it)."""
     out = checkpoint.with_name(checkpoint.stem + "-demo-eval.json")
     if out.is_file() and out.stat().st_mtime >= checkpoint.stat().st_mtime:
-        return json.loads(out.read_text())
+        cached = json.loads(out.read_text())
+        if all(key in cached for key, _ in METRICS):
+            return cached
     import torch
 
+    from alignclip_plugins.descriptions.generate import load_descriptions
     from alignclip_plugins.evaluation import retrieval, zeroshot
     from alignclip_plugins.evaluation.checkpoint import load_clip
+    from alignclip_plugins.evaluation.prototypes import class_prompts
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model, preprocess, tokenizer = load_clip(model_arg(), checkpoint, device)
     classes = json.loads((data / "classes.json").read_text())
+    zeroshot_urls = str(data / manifest["splits"]["zeroshot"]["pattern"])
     zs = zeroshot.evaluate(
-        model, preprocess, tokenizer, str(data / manifest["splits"]["zeroshot"]["pattern"]),
-        classes["names"], tail=classes["tail"], device=device,
+        model, preprocess, tokenizer, zeroshot_urls, classes["names"], tail=classes["tail"],
+        device=device,
+    )  # fmt: skip
+    described = class_prompts(
+        classes["names"], "descriptions", descriptions=load_descriptions(data / "descriptions.json")
+    )
+    zs_desc = zeroshot.evaluate(
+        model, preprocess, tokenizer, zeroshot_urls, classes["names"], prompts=described,
+        tail=classes["tail"], device=device,
     )  # fmt: skip
     rt = retrieval.evaluate(
         model,
@@ -160,6 +288,8 @@ def evaluate(checkpoint: Path, data: Path, manifest: dict) -> dict[str, float]:
         "zeroshot_top1": zs["top1"],
         "zeroshot_top5": zs["top5"],
         "zeroshot_tail_top1": zs.get("tail_top1", float("nan")),
+        "zeroshot_desc_top1": zs_desc["top1"],
+        "zeroshot_desc_tail_top1": zs_desc.get("tail_top1", float("nan")),
         **rt,
     }
     write_json(out, metrics)
@@ -227,10 +357,11 @@ def main(argv: list[str]) -> int:
     manifest = ensure_data(args.data, args.data_seed)
     args.out.mkdir(parents=True, exist_ok=True)
     results: dict[str, list[dict[str, float]]] = {}
+    prepared: dict[str, Path] = {}
     for method in methods:
         for seed in seeds:
             checkpoint = train(
-                method, args.data.resolve(), manifest, args.out.resolve(), seed, budget
+                method, args.data.resolve(), manifest, args.out.resolve(), seed, budget, prepared
             )
             results.setdefault(method, []).append(evaluate(checkpoint, args.data, manifest))
     table = summarise(results)

@@ -41,6 +41,7 @@ sys.path.insert(0, str(ROOT))
 from alignclip_plugins.losses.label_smoothing import LabelSmoothingLoss  # noqa: E402
 from alignclip_plugins.losses.object_iou import ObjectIouLoss  # noqa: E402
 from alignclip_plugins.losses.softclip import GuidanceMixLoss, SoftClipLoss  # noqa: E402
+from alignclip_plugins.losses.softclip_alignclip import SoftClipAlignClipLoss  # noqa: E402
 
 
 def upstream_clip_loss_class():
@@ -93,6 +94,7 @@ def losses() -> dict[str, Callable[[], torch.nn.Module]]:
         ),
         "softclip-guidance-mix (γ=0.5)": lambda: GuidanceMixLoss(gamma=0.5),
         "object-iou (β=0.5, M=5)": lambda: ObjectIouLoss(beta=0.5),
+        "softclip-alignclip (ω=0.5, w_rt=0)": lambda: SoftClipAlignClipLoss(roi_tag_weight=0.0),
         "softclip direct (N x N, reference)": DirectSoftClip,
     }
 

@@ -66,3 +66,25 @@ def synth_data(tmp_path_factory) -> Path:
         ),
     )
     return out
+
+
+@pytest.fixture(scope="session")
+def synth_objects(synth_data, tmp_path_factory) -> dict[str, Path]:
+    """AlignCLIP inputs for ``synth_data``: object sidecars (``--parser vocab``), the stats
+    vocabulary and the generator's descriptions, as the demo prepares them."""
+    from alignclip_plugins.objects.captions import expand_inputs
+    from alignclip_plugins.objects.run import parse_inputs
+    from alignclip_plugins.objects.stats import build_vocabulary, count_objects, write_vocabulary
+    from alignclip_plugins.objects.vocabulary import VocabParser
+
+    root = tmp_path_factory.mktemp("synth-objects")
+    shards = expand_inputs([str(synth_data / "train")])
+    parse_inputs(
+        shards, VocabParser(synth_data / "vocabulary.json"), root / "objects", False, False
+    )
+    write_vocabulary(root / "vocabulary.json", build_vocabulary(count_objects([root / "objects"])))
+    return {
+        "objects": root / "objects",
+        "vocabulary": root / "vocabulary.json",
+        "descriptions": synth_data / "descriptions.json",
+    }

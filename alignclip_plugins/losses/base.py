@@ -84,7 +84,7 @@ class SoftLabelLoss(nn.Module):
     def layout(
         self, feats: Sequence[Tensor], ids: Sequence[Tensor] = ()
     ) -> tuple[Layout, list[Tensor]]:
-        """Gather ``feats`` (image, text[, roi, tag]) and ``ids`` (image, text object ids).
+        """Gather ``feats`` (image, text[, roi, tag[, valid flags]]) and ``ids`` (object ids).
 
         Returns the :class:`Layout` and tensor list for the plan: global rows and columns,
         or (``local_loss``) local rows against global columns.
@@ -101,7 +101,7 @@ class SoftLabelLoss(nn.Module):
                 raise ValueError(
                     f"loss {self.loss_name!r}: object ids must be (N, M), got {tuple(t.shape)} for N={n}"
                 )
-        names = ("img", "txt", "roi", "tag")[: len(feats)]
+        names = ("img", "txt", "roi", "tag", "valid")[: len(feats)]
         idnames = ("iobj", "tobj")[: len(ids)]
         if self.world_size <= 1:
             ts = list(feats) + list(ids)

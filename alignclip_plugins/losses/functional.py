@@ -46,6 +46,7 @@ __all__ = [
     "clip_loss",
     "set_kernel_mode",
     "label_smoothing_targets",
+    "mask_rois",
     "softclip_targets",
     "object_iou_targets",
 ]
@@ -1108,6 +1109,26 @@ def _check_features(*feats: Tensor) -> None:
 # ---------------------------------------------------------------------------------------
 
 _SINGLE = Layout(roi_rows=2, tag_rows=3, roi_cols=2, tag_cols=3)
+_SINGLE_VALID = Layout(roi_rows=2, tag_rows=3, roi_cols=2, tag_cols=3, valid_rows=4, valid_cols=4)
+
+
+def mask_rois(
+    roi_features: Tensor, tag_features: Tensor, roi_valid: Tensor
+) -> tuple[Tensor, Tensor, Tensor]:
+    """SoftCLIP inputs for a batch where some samples have no ROIs (``roi_valid`` (N,) False).
+
+    Returns the ROI and tag features with those samples' rows zeroed (as target columns
+    they then have logit 0, cosine similarity 0, to every row) and their (N, 1) float
+    flags. With the flags, those samples' own rows take the hard label (soft term
+    ``-log p_ii``, no relation term) and they leave the ROI-tag term.
+    """
+    n = roi_features.shape[0]
+    if roi_valid.shape != (n,):
+        raise ValueError(
+            f"roi_valid must be ({n},), one flag per sample, got {tuple(roi_valid.shape)}"
+        )
+    flags = roi_valid.reshape(n, 1).to(roi_features.dtype)
+    return roi_features * flags, tag_features * flags.to(tag_features.dtype), flags
 
 
 def clip_loss(
@@ -1159,6 +1180,7 @@ def softclip_loss(
     target_grad: bool = False,
     roi_tag_weight: float = 0.0,
     chunk_rows: int | None = None,
+    roi_valid: Tensor | None = None,
 ) -> dict[str, Tensor]:
     """SoftCLIP (METHODS §3, eq. 16): ``{"soft", "relation", "clip"[, "roi_tag"]}``.
 
@@ -1169,11 +1191,15 @@ def softclip_loss(
     ``roi_tag`` = w_rt · CLIP(r, a) (only when ``roi_tag_weight`` > 0). Targets use
     ``s' = logit_scale`` as a constant; they carry gradient only with ``target_grad``.
     The disentangled target does not depend on β (β q_ij / Σ_{k≠i} β q_ik), so at β = 0
-    the relation term is its β → 0 limit.
+    the relation term is its β → 0 limit. ``roi_valid`` (N,) bool marks the samples that
+    have ROIs; the others take hard labels (see :func:`mask_rois`).
     """
     _check_features(image_features, text_features, roi_features, tag_features)
+    ts = [image_features, text_features, roi_features, tag_features]
+    if roi_valid is not None:
+        ts[2:] = mask_rois(roi_features, tag_features, roi_valid)
     plan = softclip_plan(
-        _SINGLE,
+        _SINGLE if roi_valid is None else _SINGLE_VALID,
         beta=beta,
         lam=lam,
         mu=mu,
@@ -1186,7 +1212,7 @@ def softclip_loss(
         roi_tag_weight=roi_tag_weight,
         **_chunk_kw(chunk_rows),
     )
-    return run_plan(plan, logit_scale, [image_features, text_features, roi_features, tag_features])
+    return run_plan(plan, logit_scale, ts)
 
 
 def guidance_mix_loss(
@@ -1206,17 +1232,22 @@ def guidance_mix_loss(
     divergence: str = "kl",
     target_grad: bool = False,
     chunk_rows: int | None = None,
+    roi_valid: Tensor | None = None,
 ) -> dict[str, Tensor]:
     """SoftCLIP Fig. 4a: ``γ L(R,A) + (1-γ) L(I,T)`` with ``L = L̃_soft + λ L̃_re``, no CLIP.
 
     ``L(I,T)`` takes its v2l target from the image self-similarity ``softmax(s' V Vᵀ)``
     and its l2v target from ``softmax(s' T Tᵀ)``. Returns the weighted components
     ``soft_ra``, ``relation_ra`` (γ-weighted) and ``soft_it``, ``relation_it``
-    ((1-γ)-weighted); zero-weight parts are omitted.
+    ((1-γ)-weighted); zero-weight parts are omitted. ``roi_valid``: as in
+    :func:`softclip_loss` (rows without ROIs take the hard label in the ROI/tag part).
     """
     _check_features(image_features, text_features, roi_features, tag_features)
+    ts = [image_features, text_features, roi_features, tag_features]
+    if roi_valid is not None:
+        ts[2:] = mask_rois(roi_features, tag_features, roi_valid)
     plan = guidance_mix_plan(
-        _SINGLE,
+        _SINGLE if roi_valid is None else _SINGLE_VALID,
         gamma=gamma,
         beta=beta,
         lam=lam,
@@ -1228,7 +1259,7 @@ def guidance_mix_loss(
         target_grad=target_grad,
         **_chunk_kw(chunk_rows),
     )
-    return run_plan(plan, logit_scale, [image_features, text_features, roi_features, tag_features])
+    return run_plan(plan, logit_scale, ts)
 
 
 def object_iou_matrix(image_objects: Tensor, text_objects: Tensor) -> Tensor:

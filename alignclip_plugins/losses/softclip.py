@@ -5,7 +5,9 @@ ROI-tag CLIP term ``w_rt · CLIP(r, a)`` that trains the ROI branch (METHODS §3
 ``GuidanceMixLoss``: Fig. 4a, ``γ L(R,A) + (1-γ) L(I,T)``, no CLIP term.
 
 Inputs beyond upstream's: ``roi_features`` and ``tag_features`` (n, D), the L2-normalised
-ROI and tag embeddings r_i, a_i, put in the model output by the ``softclip`` plugin.
+ROI and tag embeddings r_i, a_i, put in the model output by the ``softclip`` plugin, and
+optionally ``roi_valid`` (n,) bool: samples without ROIs (False) take the hard label in
+their own rows and leave the ROI-tag term (:func:`.functional.mask_rois`).
 The ROI-tag term uses the model's ``logit_scale`` (one shared temperature; METHODS §3
 does not give the ROI-tag term its own).
 
@@ -26,7 +28,14 @@ import functools
 from torch import Tensor
 
 from .base import SoftLabelLoss, add_options_once, dist_kwargs
-from .functional import DIVERGENCES, SUPERVISION_FORMS, SoftConfig, guidance_mix_plan, softclip_plan
+from .functional import (
+    DIVERGENCES,
+    SUPERVISION_FORMS,
+    SoftConfig,
+    guidance_mix_plan,
+    mask_rois,
+    softclip_plan,
+)
 
 LOSS_NAME = "softclip"
 GUIDANCE_MIX_LOSS_NAME = "softclip-guidance-mix"
@@ -97,7 +106,10 @@ class SoftClipLoss(SoftLabelLoss):
         tag = self.require(extra, "tag_features", PLUGIN)
         if not self._roi_tag_grad():
             roi, tag = roi.detach(), tag.detach()  # gathered without autograd
-        return [image_features, text_features, roi, tag]
+        valid = extra.get("roi_valid")
+        if valid is None:
+            return [image_features, text_features, roi, tag]
+        return [image_features, text_features, *mask_rois(roi, tag, valid)]
 
     def _roi_tag_grad(self) -> bool:
         return bool(self.options["target_grad"] or self.options.get("roi_tag_weight", 0))

@@ -1,0 +1,226 @@
+"""Each webdataset sample's image-side object ids (the set O_i), read from its shard's sidecar.
+
+``alignclip objects parse`` writes one sidecar per shard, ``<shard stem>.objects.jsonl``
+(``{"key", "objects"}`` lines). During training, :class:`AttachObjectIds` looks up the
+sidecar of each sample's shard (``__url__``), maps the object names to vocabulary ids
+(objects outside the vocabulary are dropped) and adds ``image_objects`` (a tuple of ids).
+
+It scales to CC3M-sized datasets: a sidecar is read only when a sample of its shard
+arrives, and only the sidecars of the shards currently in the shuffle buffer are kept
+(least recently used evicted beyond ``max_cached_samples`` entries), so a loader worker
+never holds the whole dataset's object sets.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections import Counter, OrderedDict
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+
+from alignclip_plugins.objects.captions import input_stem
+from alignclip_plugins.objects.sidecar import SIDECAR_SUFFIX, iter_sidecar, sidecar_files
+
+log = logging.getLogger(__name__)
+
+# Enough for the shards a shuffle buffer of upstream's size (5,000 samples) spans.
+DEFAULT_MAX_CACHED_SAMPLES = 200_000
+
+_SHARD_NAME = re.compile(r"[^/\s'\"]+\.(?:tar|tgz|tar\.gz)\b", re.I)
+
+
+def shard_stem(url: str) -> str:
+    """The sidecar stem of a shard URL: ``s3://b/train-000003.tar`` -> ``train-000003``.
+
+    ``pipe:`` URLs (``pipe:aws s3 cp s3://b/train-000003.tar -``) use the last shard file
+    name in the command.
+    """
+    url = str(url)
+    if url.startswith("pipe:"):
+        names = _SHARD_NAME.findall(url)
+        if names:
+            return input_stem(names[-1])
+    name = url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+    return input_stem(name)
+
+
+class SidecarIndex:
+    """Sidecar file by shard stem, over the given sidecar directories and files."""
+
+    def __init__(self, locations: Sequence[str | os.PathLike]) -> None:
+        self.locations = [Path(p) for p in locations]
+        if not self.locations:
+            raise ValueError("no sidecar directory or file given")
+        self.paths: dict[str, Path] = {}
+        for path in sidecar_files(*self.locations):
+            if not path.name.endswith(SIDECAR_SUFFIX):
+                raise ValueError(f"{path} is not a sidecar (*{SIDECAR_SUFFIX}) file")
+            stem = path.name[: -len(SIDECAR_SUFFIX)]
+            if stem in self.paths and self.paths[stem] != path:
+                raise ValueError(
+                    f"two sidecars for shard {stem!r}: {self.paths[stem]} and {path}; "
+                    "give each shard's sidecar once"
+                )
+            self.paths[stem] = path
+
+    @classmethod
+    def from_option(cls, value: str) -> SidecarIndex:
+        """From a ``PATH[,PATH...]`` option value."""
+        return cls([p.strip() for p in str(value).split(",") if p.strip()])
+
+    def path_for(self, url: str) -> Path | None:
+        """The sidecar of shard ``url``, or None."""
+        return self.paths.get(shard_stem(url))
+
+    def missing(self, urls: Iterable[str]) -> list[str]:
+        """The shard URLs that have no sidecar here, in order."""
+        return [url for url in urls if self.path_for(url) is None]
+
+
+def vocabulary_ids(names: Sequence[str]) -> dict[str, int]:
+    """Object name -> id: its position in the vocabulary (most frequent first)."""
+    return {name: i for i, name in enumerate(names)}
+
+
+def load_shard_objects(
+    path: str | os.PathLike, ids: Mapping[str, int], dropped: Counter | None = None
+) -> dict[str, tuple[int, ...]]:
+    """Object ids by sample key of one sidecar; names outside ``ids`` are dropped (counted
+    in ``dropped`` by name). Each id appears once per sample, in caption order."""
+    out: dict[str, tuple[int, ...]] = {}
+    for key, names in iter_sidecar(path):
+        kept = []
+        for name in names:
+            i = ids.get(name)
+            if i is None:
+                if dropped is not None:
+                    dropped[name] += 1
+            else:
+                kept.append(i)
+        out[key] = tuple(dict.fromkeys(kept))
+    return out
+
+
+class AttachObjectIds:
+    """webdataset stage adding ``image_objects`` (tuple of vocabulary ids) to each sample.
+
+    A sample whose shard's sidecar has no entry for its key gets an empty set. A shard
+    without a sidecar is an error naming the shard and the command that writes it, unless
+    ``allow_missing`` (then its samples get empty sets). Counts are logged at the end of
+    every pass (one epoch of one loader worker); ``epoch`` is upstream's ``SharedEpoch``
+    (or None), only used to label the log line.
+    """
+
+    def __init__(
+        self,
+        index: SidecarIndex,
+        ids: Mapping[str, int],
+        *,
+        allow_missing: bool = False,
+        epoch=None,
+        max_cached_samples: int = DEFAULT_MAX_CACHED_SAMPLES,
+    ) -> None:
+        self.index = index
+        self.ids = dict(ids)
+        self.allow_missing = allow_missing
+        self.epoch = epoch
+        self.max_cached_samples = max_cached_samples
+        self.passes = 0
+        self._cache: OrderedDict[str, dict[str, tuple[int, ...]] | None] = OrderedDict()
+        self._cached_samples = 0
+        self.stats: Counter[str] = Counter()
+        self.dropped: Counter[str] = Counter()
+
+    def shard_objects(self, url: str) -> dict[str, tuple[int, ...]] | None:
+        """The object ids by key of shard ``url`` (None: no sidecar, ``allow_missing``)."""
+        if url in self._cache:
+            self._cache.move_to_end(url)
+            return self._cache[url]
+        path = self.index.path_for(url)
+        if path is None:
+            if not self.allow_missing:
+                raise FileNotFoundError(missing_sidecars_message([url], self.index.locations))
+            log.warning("shard %s has no object sidecar; its samples get empty object sets", url)
+            objects = None
+        else:
+            objects = load_shard_objects(path, self.ids, self.dropped)
+            self.stats["sidecar_reads"] += 1
+        self._cache[url] = objects
+        self._cached_samples += len(objects or ())
+        while len(self._cache) > 1 and self._cached_samples > self.max_cached_samples:
+            _, old = self._cache.popitem(last=False)
+            self._cached_samples -= len(old or ())
+        return objects
+
+    def __call__(self, src: Iterable[dict]) -> Iterator[dict]:
+        epoch = self.epoch.get_value() if self.epoch is not None else self.passes
+        self.passes += 1
+        self.stats.clear()
+        self.dropped.clear()
+        try:
+            for sample in src:
+                url = sample.get("__url__")
+                if url is None:
+                    raise KeyError(
+                        f"sample {sample.get('__key__')!r} has no '__url__': the alignclip "
+                        "object stage needs webdataset samples (--dataset-type webdataset)"
+                    )
+                objects = self.shard_objects(url)
+                self.stats["samples"] += 1
+                if objects is None:
+                    ids: tuple[int, ...] = ()
+                    self.stats["without_sidecar"] += 1
+                else:
+                    found = objects.get(sample["__key__"])
+                    if found is None:
+                        self.stats["without_entry"] += 1
+                    ids = found or ()
+                self.stats["empty"] += not ids
+                sample["image_objects"] = ids
+                yield sample
+        finally:
+            if self.stats["samples"]:
+                self.log_pass(epoch)
+
+    def log_pass(self, epoch: int) -> None:
+        s = self.stats
+        message = (
+            f"alignclip objects, epoch {epoch}: {s['samples']} samples, {s['empty']} with an "
+            f"empty object set ({s['without_entry']} without a sidecar entry, "
+            f"{s['without_sidecar']} in shards without a sidecar); "
+            f"{sum(self.dropped.values())} object mentions outside the vocabulary dropped; "
+            f"{s['sidecar_reads']} sidecar reads"
+        )
+        if self.dropped:
+            message += (
+                " (most dropped: "
+                + ", ".join(f"{name!r} x{n}" for name, n in self.dropped.most_common(5))
+                + ")"
+            )
+        level = logging.WARNING if s["without_entry"] or s["without_sidecar"] else logging.INFO
+        log.log(level, message)
+
+
+def missing_sidecars_message(
+    urls: Sequence[str], locations: Sequence[Path], inputs: Sequence[str] = ()
+) -> str:
+    """The error for training shards without a sidecar: which, and the command writing them.
+
+    ``inputs`` are the shard patterns to parse (default: the missing shards); shards already
+    parsed are skipped by ``alignclip objects parse``, so the whole training set is fine.
+    """
+    shown = "\n  ".join(urls[:10]) + (f"\n  ... ({len(urls) - 10} more)" if len(urls) > 10 else "")
+    where = ", ".join(str(p) for p in locations)
+    out = next((p for p in locations if p.is_dir()), None)
+    if out is None:
+        out = locations[0].parent if locations else Path("OBJECTS_DIR")
+    patterns = " ".join(f"'{p}'" for p in (inputs or urls))
+    return (
+        f"{len(urls)} training shard(s) have no object sidecar in {where}:\n  {shown}\n"
+        f"write them with (shards already parsed are skipped):\n"
+        f"  alignclip objects parse {patterns} --out {out}\n"
+        "(add --parser vocab --vocabulary FILE for a fixed vocabulary), or pass "
+        "--alignclip-allow-missing-sidecars to train those samples with empty object sets"
+    )

@@ -1,0 +1,146 @@
+"""``--plugins softclip`` through the real trainer (subprocesses, tiny ViT, oracle ROIs)."""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from argparse import Namespace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from alignclip_plugins.model_configs import model_arg
+from alignclip_plugins.plugins import softclip as softclip_plugin
+from alignclip_plugins.rois.oracle import write_oracle_rois
+from alignclip_plugins.rois.storage import ROI_DIM, write_sidecar
+
+HERE = Path(__file__).resolve().parents[1]
+LOSS = re.compile(r"(\w+): ([-\d.e+]+) \(")
+
+
+@pytest.fixture(scope="module")
+def rois(synth_data, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("rois")
+    write_oracle_rois(synth_data, out=out, splits=("train",), progress=False)
+    return out
+
+
+def run(data, logs, name, *extra, epochs=1, check=True):
+    split = json.loads((data / "manifest.json").read_text())["splits"]["train"]
+    cmd = [
+        sys.executable, str(HERE / "support" / "run_trainer.py"),
+        "--model", model_arg(), "--train-data", str(data / split["pattern"]),
+        "--train-num-samples", str(split["num_samples"]), "--dataset-type", "webdataset",
+        "--batch-size", "32", "--epochs", str(epochs), "--lr", "1e-3", "--warmup", "2",
+        "--workers", "1", "--precision", "fp32", "--seed", "3", "--log-every-n-steps", "1",
+        "--logs", str(logs), "--name", name, "--report-to", "", "--plugins", "softclip", *extra,
+    ]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "2"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    if check:
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc
+
+
+def losses(run_dir: Path) -> list[dict[str, float]]:
+    return [
+        {k: float(v) for k, v in LOSS.findall(line.split("Logit Scale")[1])}
+        for line in (run_dir / "out.log").read_text().splitlines()
+        if "Train Epoch" in line
+    ]
+
+
+def test_softclip_trains_checkpoints_and_resumes_its_roi_encoder(synth_data, rois, tmp_path):
+    import open_clip
+
+    # three samples of one shard lose their ROIs: they are trained with hard labels
+    rois_copy = tmp_path / "rois"
+    shutil.copytree(rois, rois_copy)
+    counts_file = rois_copy / "train-000001.rois" / "counts.npy"
+    counts = np.load(counts_file)
+    counts[[0, 5, 9]] = 0
+    np.save(counts_file, counts)
+
+    run(synth_data, tmp_path, "sc", "--softclip-rois", str(rois_copy), "--accum-freq", "2")
+    rows = losses(tmp_path / "sc")
+    assert len(rows) == 4  # 8 batches, accumulated in pairs
+    assert {"Soft_loss", "Relation_loss", "Contrastive_loss", "Roi_tag_loss"} <= set(rows[0])
+    assert all(np.isfinite(list(r.values())).all() for r in rows)
+    results = [json.loads(x) for x in (tmp_path / "sc/checkpoints/results.jsonl").open()]
+    assert results == [{"softclip_samples_without_rois": 3, "softclip_samples": 256, "epoch": 1}]
+    assert (
+        "3 of 256 training samples of epoch 1 (rank 0) had no ROIs"
+        in (tmp_path / "sc" / "out.log").read_text()
+    )
+
+    ckpt_path = tmp_path / "sc/checkpoints/epoch_1.pt"
+    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    enc_keys = {k for k in ckpt["state_dict"] if k.startswith("roi_encoder.")}
+    assert {"roi_encoder.embed.weight", "roi_encoder.class_embedding", "roi_encoder.proj"} <= (
+        enc_keys
+    )
+    assert any(k.startswith("roi_encoder.blocks.0.attn") for k in enc_keys)
+    n_clip = len(list(open_clip.create_model(model_arg()).parameters()))
+    n_enc = len({k for k in enc_keys})
+    assert len(ckpt["optimizer"]["state"]) == n_clip + n_enc  # the encoder is optimised
+    # a stock open_clip model loads the checkpoint once the encoder's keys are stripped
+    stock = open_clip.create_model(model_arg())
+    stock.load_state_dict({k: v for k, v in ckpt["state_dict"].items() if k not in enc_keys})
+
+    # --resume restores the encoder: mark it, resume with lr 0, find the mark at epoch 2
+    ckpt["state_dict"]["roi_encoder.embed.bias"].fill_(0.125)
+    torch.save(ckpt, ckpt_path)
+    run(synth_data, tmp_path, "sc", "--softclip-rois", str(rois_copy), "--accum-freq", "2",
+        "--resume", "latest", "--lr", "0", epochs=2)  # fmt: skip
+    assert "resuming checkpoint" in (tmp_path / "sc" / "out.log").read_text()
+    after = torch.load(tmp_path / "sc/checkpoints/epoch_2.pt", map_location="cpu")
+    assert torch.equal(after["state_dict"]["roi_encoder.embed.bias"], torch.full((128,), 0.125))
+
+
+def test_startup_errors_name_the_shard_and_the_fix(synth_data, rois, tmp_path):
+    partial = tmp_path / "partial"
+    shutil.copytree(rois, partial)
+    shutil.rmtree(partial / "train-000002.rois")
+    proc = run(synth_data, tmp_path, "missing", "--softclip-rois", str(partial), check=False)
+    assert proc.returncode != 0
+    assert "1 of 4 shard(s) have no ROI sidecar" in proc.stderr
+    assert "train-000002.tar" in proc.stderr and "alignclip rois oracle" in proc.stderr
+    assert not (tmp_path / "missing").exists() or not list((tmp_path / "missing").rglob("*.pt"))
+
+    # the same check (the plugin's configure hook) rejects vectors of the wrong size
+    wrong = tmp_path / "wrong"
+    shutil.copytree(rois, wrong)
+    shutil.rmtree(wrong / "train-000003.rois")
+    write_sidecar(wrong, "train-000003.tar", [("x", np.zeros((1, 2048)), [1.0], ["a b"])], 1,
+                  dim=2048)  # fmt: skip
+    split = json.loads((synth_data / "manifest.json").read_text())["splits"]["train"]
+    args = Namespace(softclip_max_rois=10, softclip_roi_layers=1, loss="softclip",
+                     train_data=str(synth_data / split["pattern"]), dataset_type="webdataset",
+                     softclip_rois=str(wrong))  # fmt: skip
+    with pytest.raises(ValueError, match="train-000003.rois: vectors of size 2048, expected 2052"):
+        softclip_plugin.configure(args=args)
+    args.softclip_rois = str(rois)
+    softclip_plugin.configure(args=args)
+    args.dataset_type = "csv"
+    with pytest.raises(ValueError, match="--dataset-type csv is not supported"):
+        softclip_plugin.configure(args=args)
+
+
+def test_nan_features_stop_training_naming_shard_and_key(synth_data, rois, tmp_path):
+    bad = tmp_path / "bad"
+    shutil.copytree(rois, bad)
+    sidecar = bad / "train-000000.rois"
+    key = json.loads((sidecar / "samples.jsonl").open().readline())["key"]
+    mm = np.load(sidecar / "features.npy", mmap_mode="r+")
+    assert mm.shape[2] == ROI_DIM
+    mm[0, 0, 3] = np.nan
+    mm.flush()
+    del mm
+    proc = run(synth_data, tmp_path, "nan", "--softclip-rois", str(bad), check=False)
+    assert proc.returncode != 0
+    assert f"sample '{key}' of shard train-000000.tar" in proc.stdout + proc.stderr
+    assert "NaN or inf" in proc.stdout + proc.stderr

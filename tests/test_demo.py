@@ -1,0 +1,79 @@
+"""The demo's methods, what it prepares for them, its evaluation and its run bookkeeping."""
+
+import json
+
+import pytest
+import torch
+
+from alignclip_plugins import demo
+
+
+@pytest.fixture
+def manifest(synth_data):
+    return json.loads((synth_data / "manifest.json").read_text())
+
+
+def test_alignclip_methods_prepare_objects_and_vocabulary(synth_data, manifest, tmp_path):
+    from alignclip_plugins.objects.sidecar import read_sidecar
+    from alignclip_plugins.objects.stats import load_object_vocabulary
+
+    work = tmp_path / "prepared"
+    args = demo.method_arguments("alignclip", synth_data, work, manifest)
+    option = dict(zip(args[::2], args[1::2]))
+    assert option["--plugins"] == "alignclip"
+    assert option["--alignclip-objects"] == str(work / "objects")
+    assert option["--alignclip-descriptions"] == f"{synth_data}/descriptions.json"
+    assert option["--alignclip-domains"] == "0.5,0.25,0.25"
+    sidecars = sorted((work / "objects").glob("*.objects.jsonl"))
+    assert len(sidecars) == manifest["splits"]["train"]["num_shards"]
+    first = read_sidecar(sidecars[0])
+    assert len(first) == 64 and all(first.values())  # every synthetic caption names an object
+    vocabulary = load_object_vocabulary(option["--alignclip-vocabulary"])
+    assert len(vocabulary.names) == 48 and len(vocabulary.tail) == 14
+    # a rerun reuses what is prepared
+    stamp = {p: p.stat().st_mtime_ns for p in [*sidecars, work / "object-vocabulary.json"]}
+    assert demo.method_arguments("object_iou", synth_data, work, manifest)[-1] == str(
+        work / "object-vocabulary.json"
+    )
+    assert {p: p.stat().st_mtime_ns for p in stamp} == stamp
+
+
+def test_methods_without_placeholders_prepare_nothing(synth_data, manifest, tmp_path):
+    assert demo.method_arguments("label_smoothing", synth_data, tmp_path / "w", manifest) == [
+        "--plugins",
+        "label_smoothing",
+    ]
+    assert not (tmp_path / "w").exists()
+
+
+def test_unknown_placeholder_is_named(synth_data, manifest, tmp_path, monkeypatch):
+    monkeypatch.setitem(demo.METHODS, "broken", ["--x", "{nothing}"])
+    with pytest.raises(KeyError, match="method 'broken': unknown placeholder"):
+        demo.method_arguments("broken", synth_data, tmp_path, manifest)
+
+
+def test_a_run_started_with_other_arguments_is_not_reused(synth_data, manifest, tmp_path):
+    budget = demo.Budget(epochs=1)
+    run = tmp_path / demo.run_name("label_smoothing", 0)
+    run.mkdir()
+    cmd = demo.train_command("label_smoothing", synth_data, manifest, tmp_path, 0, budget)
+    (run / "demo-command.json").write_text(json.dumps(cmd[:-1] + ["--ls-alpha", "0.3"]))
+    with pytest.raises(RuntimeError, match="started with other arguments"):
+        demo.train("label_smoothing", synth_data, manifest, tmp_path, 0, budget)
+
+
+def test_evaluation_reports_template_and_description_prototypes(synth_data, manifest, tmp_path):
+    import open_clip
+
+    from alignclip_plugins.model_configs import model_arg
+
+    torch.manual_seed(0)
+    model = open_clip.create_model(model_arg())
+    checkpoint = tmp_path / "checkpoints" / "epoch_1.pt"
+    checkpoint.parent.mkdir()
+    torch.save({"epoch": 1, "state_dict": model.state_dict()}, checkpoint)
+    metrics = demo.evaluate(checkpoint, synth_data, manifest)
+    for key, _ in demo.METRICS:
+        assert 0.0 <= metrics[key] <= 1.0, key
+    table = demo.summarise({"clip": [metrics, metrics]})
+    assert "desc. top-1" in table and "desc. tail top-1" in table and "± 0.0" in table
