@@ -6,7 +6,9 @@ from alignclip_plugins.evaluation.prototypes import class_prompts, fill, load_te
 def test_sources_give_templates_descriptions_or_both():
     templates = ["a photo of a {}.", lambda c: f"art of the {c}"]
     desc = {"cat": ["a small furry animal"], "dog": ["a loyal animal", "it barks"]}
-    assert class_prompts(["cat"], "templates", templates) == [["a photo of a cat.", "art of the cat"]]
+    assert class_prompts(["cat"], "templates", templates) == [
+        ["a photo of a cat.", "art of the cat"]
+    ]
     assert class_prompts(["cat", "dog"], "descriptions", descriptions=desc) == [
         ["a small furry animal"],
         ["a loyal animal", "it barks"],
