@@ -52,6 +52,10 @@ METHODS: dict[str, list[str]] = {
     "softclip_min": [*_SOFTCLIP, "--softclip-roi-encoder", "min"],
 }  # fmt: skip
 
+# what a plain `alignclip demo` (`tox -e demo`) trains: one row per method, the ablations
+# (softclip_soft, softclip_relation, softclip_mean/max/min) on request or with `--methods all`
+DEFAULT_METHODS = ("clip", "label_smoothing", "object_iou", "alignclip", "softclip")
+
 METRICS = (
     ("zeroshot_top1", "zero-shot top-1"),
     ("zeroshot_top5", "top-5"),
@@ -320,6 +324,17 @@ def ensure_data(data: Path, seed: int) -> dict:
         return generate(data, SynthConfig(seed=seed))
 
 
+def parse_methods(text: str) -> list[str]:
+    """``--methods``: comma-separated names of METHODS, or ``all``; unknown names raise."""
+    methods = [m.strip() for m in text.split(",") if m.strip()]
+    if methods == ["all"]:
+        return list(METHODS)
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown or not methods:
+        raise ValueError(f"unknown method(s) {unknown or text!r}; known: {', '.join(METHODS)}")
+    return methods
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="alignclip demo", description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -332,7 +347,10 @@ def main(argv: list[str]) -> int:
         "--out", type=Path, default=Path("demo-runs"), help="training logs, checkpoints, results"
     )
     parser.add_argument(
-        "--methods", default=",".join(METHODS), help=f"comma-separated, from: {', '.join(METHODS)}"
+        "--methods",
+        default=",".join(DEFAULT_METHODS),
+        help=f"comma-separated, or 'all'; from: {', '.join(METHODS)} "
+        f"(default: {','.join(DEFAULT_METHODS)})",
     )
     parser.add_argument("--seeds", default="0", help="comma-separated training seeds, e.g. 0,1,2")
     parser.add_argument("--data-seed", type=int, default=0)
@@ -343,10 +361,10 @@ def main(argv: list[str]) -> int:
         "trainer_args", nargs=argparse.REMAINDER, help="after '--': passed to every run"
     )
     args = parser.parse_args(argv)
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    unknown = [m for m in methods if m not in METHODS]
-    if unknown:
-        parser.error(f"unknown method(s) {unknown}; known: {', '.join(METHODS)}")
+    try:
+        methods = parse_methods(args.methods)
+    except ValueError as e:
+        parser.error(str(e))
     seeds = [int(s) for s in args.seeds.split(",")]
     extra = args.trainer_args[1:] if args.trainer_args[:1] == ["--"] else args.trainer_args
     budget = Budget(

@@ -88,3 +88,17 @@ def synth_objects(synth_data, tmp_path_factory) -> dict[str, Path]:
         "vocabulary": root / "vocabulary.json",
         "descriptions": synth_data / "descriptions.json",
     }
+
+
+@pytest.fixture
+def no_proxy(monkeypatch):
+    """Clear the proxy variables, so that HTTP clients reach servers on 127.0.0.1 directly."""
+    for name in (
+        "http_proxy",
+        "https_proxy",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "all_proxy",
+        "ALL_PROXY",
+    ):
+        monkeypatch.delenv(name, raising=False)

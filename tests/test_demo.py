@@ -77,3 +77,14 @@ def test_evaluation_reports_template_and_description_prototypes(synth_data, mani
         assert 0.0 <= metrics[key] <= 1.0, key
     table = demo.summarise({"clip": [metrics, metrics]})
     assert "desc. top-1" in table and "desc. tail top-1" in table and "± 0.0" in table
+
+
+def test_methods_default_to_one_row_per_method_and_all_adds_the_ablations():
+    assert set(demo.DEFAULT_METHODS) <= set(demo.METHODS)
+    assert demo.parse_methods(",".join(demo.DEFAULT_METHODS)) == list(demo.DEFAULT_METHODS)
+    assert demo.parse_methods("all") == list(demo.METHODS)
+    assert demo.parse_methods(" clip , softclip_min ") == ["clip", "softclip_min"]
+    with pytest.raises(ValueError, match="unknown method.*'simclr'"):
+        demo.parse_methods("clip,simclr")
+    with pytest.raises(ValueError, match="unknown method"):
+        demo.parse_methods(",")

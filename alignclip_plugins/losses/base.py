@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 from collections.abc import Callable, Sequence
 
 import torch
@@ -153,6 +154,27 @@ def add_options_once(parser: argparse.ArgumentParser, first_option: str, add: Ca
     if first_option in parser._option_string_actions:
         return
     add(parser)
+
+
+def register_loss(
+    registry,
+    name: str,
+    from_args: Callable,
+    *,
+    plugin: str | None,
+    add_arguments: Callable,
+    help: str,
+    supports_accum: bool,
+) -> None:
+    """Register ``name`` -> ``from_args(args, provider=plugin)`` with its options and help."""
+    registry.register(
+        name,
+        functools.partial(from_args, provider=plugin),
+        add_arguments=add_arguments,
+        help=help,
+        supports_accum=supports_accum,
+        **({} if plugin is None else {"plugin": plugin}),
+    )
 
 
 def dist_kwargs(args: argparse.Namespace) -> dict:

@@ -13,11 +13,10 @@ summed micro-batch gradients equal the gradient of the loss over the accumulated
 from __future__ import annotations
 
 import argparse
-import functools
 
 from torch import Tensor
 
-from .base import SoftLabelLoss, add_options_once, dist_kwargs
+from .base import SoftLabelLoss, add_options_once, dist_kwargs, register_loss
 from .functional import label_smoothing_plan
 
 LOSS_NAME = "label-smoothing"
@@ -86,12 +85,12 @@ def from_args(args: argparse.Namespace, *, provider: str | None = None) -> Label
 
 def register(registry, plugin: str | None = None) -> None:
     """Register ``label-smoothing`` in a loss registry (one line in a plugin's hook)."""
-    kwargs = {} if plugin is None else {"plugin": plugin}
-    registry.register(
+    register_loss(
+        registry,
         LOSS_NAME,
-        functools.partial(from_args, provider=plugin),
+        from_args,
+        plugin=plugin,
         add_arguments=add_arguments,
         help="PyramidCLIP label smoothing of the CLIP targets (--ls-alpha)",
         supports_accum=SUPPORTS_ACCUM,
-        **kwargs,
     )

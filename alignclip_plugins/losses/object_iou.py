@@ -18,11 +18,10 @@ features; a data plugin that pads to a fixed width could register it with
 from __future__ import annotations
 
 import argparse
-import functools
 
 from torch import Tensor
 
-from .base import SoftLabelLoss, add_options_once, dist_kwargs
+from .base import SoftLabelLoss, add_options_once, dist_kwargs, register_loss
 from .functional import object_iou_plan
 
 LOSS_NAME = "object-iou"
@@ -98,12 +97,12 @@ def from_args(args: argparse.Namespace, *, provider: str | None = None) -> Objec
 
 def register(registry, plugin: str | None = None) -> None:
     """Register ``object-iou`` (one line in a plugin's hook)."""
-    kwargs = {} if plugin is None else {"plugin": plugin}
-    registry.register(
+    register_loss(
+        registry,
         LOSS_NAME,
-        functools.partial(from_args, provider=plugin),
+        from_args,
+        plugin=plugin,
         add_arguments=add_arguments,
         help="AlignCLIP Object-IoU soft targets from caption object sets (--oiou-beta)",
         supports_accum=SUPPORTS_ACCUM,
-        **kwargs,
     )

@@ -23,11 +23,10 @@ without ``--softclip-target-grad``.
 from __future__ import annotations
 
 import argparse
-import functools
 
 from torch import Tensor
 
-from .base import SoftLabelLoss, add_options_once, dist_kwargs
+from .base import SoftLabelLoss, add_options_once, dist_kwargs, register_loss
 from .functional import (
     DIVERGENCES,
     SUPERVISION_FORMS,
@@ -306,20 +305,21 @@ def guidance_mix_from_args(
 
 def register(registry, plugin: str | None = None) -> None:
     """Register ``softclip`` and ``softclip-guidance-mix`` (one line in a plugin's hook)."""
-    kwargs = {} if plugin is None else {"plugin": plugin}
-    registry.register(
+    register_loss(
+        registry,
         LOSS_NAME,
-        functools.partial(from_args, provider=plugin),
+        from_args,
+        plugin=plugin,
         add_arguments=add_arguments,
         help="SoftCLIP: soft + relation-enhanced + CLIP loss from ROI/tag self-similarity",
         supports_accum=SUPPORTS_ACCUM,
-        **kwargs,
     )
-    registry.register(
+    register_loss(
+        registry,
         GUIDANCE_MIX_LOSS_NAME,
-        functools.partial(guidance_mix_from_args, provider=plugin),
+        guidance_mix_from_args,
+        plugin=plugin,
         add_arguments=add_arguments,
         help="SoftCLIP Fig. 4a ablation: γ ROI/tag guidance + (1-γ) image/text guidance",
         supports_accum=SUPPORTS_ACCUM,
-        **kwargs,
     )

@@ -27,14 +27,13 @@ block are a few times SoftCLIP's closed-form kernel; nothing N x N is kept.
 from __future__ import annotations
 
 import argparse
-import functools
 import math
 
 import torch
 from torch import Tensor
 
 from . import object_iou, softclip
-from .base import SoftLabelLoss, add_options_once, dist_kwargs
+from .base import SoftLabelLoss, add_options_once, dist_kwargs, register_loss
 from .functional import (
     SUPERVISION_FORMS,
     HardKernel,
@@ -368,12 +367,12 @@ def from_args(args: argparse.Namespace, *, provider: str | None = None) -> SoftC
 
 def register(registry, plugin: str | None = None) -> None:
     """Register ``softclip-alignclip`` (one line in a plugin's hook)."""
-    kwargs = {} if plugin is None else {"plugin": plugin}
-    registry.register(
+    register_loss(
+        registry,
         LOSS_NAME,
-        functools.partial(from_args, provider=plugin),
+        from_args,
+        plugin=plugin,
         add_arguments=add_arguments,
         help="SoftCLIP + AlignCLIP: convex mix of ROI/tag and Object-IoU soft targets",
         supports_accum=SUPPORTS_ACCUM,
-        **kwargs,
     )

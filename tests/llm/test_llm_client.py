@@ -24,17 +24,8 @@ from alignclip_plugins.llm.runner import ChatRequest, LLMUnavailable, RunnerStat
 MESSAGES = [{"role": "user", "content": "hello"}]
 
 
-@pytest.fixture(autouse=True)
-def _no_proxy(monkeypatch):
-    for name in (
-        "http_proxy",
-        "https_proxy",
-        "HTTP_PROXY",
-        "HTTPS_PROXY",
-        "all_proxy",
-        "ALL_PROXY",
-    ):
-        monkeypatch.delenv(name, raising=False)
+# the fake LLM server listens on 127.0.0.1: a proxy from the environment must not intercept
+pytestmark = pytest.mark.usefixtures("no_proxy")
 
 
 def make_client(server: FakeChatServer, **kw) -> ChatClient:
