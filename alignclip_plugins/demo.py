@@ -12,6 +12,7 @@ resumes from its last epoch.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import re
@@ -145,11 +146,16 @@ class Budget:
     extra: list[str] = field(default_factory=list)
 
 
-def write_json(path: Path, obj) -> None:
-    """Atomic JSON write: a crash never leaves a half-written file."""
+def write_text(path: Path, text: str) -> None:
+    """Atomic write: a crash never leaves a half-written file."""
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
+    tmp.write_text(text)
     os.replace(tmp, path)
+
+
+def write_json(path: Path, obj) -> None:
+    """Atomic JSON write."""
+    write_text(path, json.dumps(obj, indent=2) + "\n")
 
 
 def train_command(
@@ -252,9 +258,15 @@ def train(
     return final
 
 
-def evaluate(checkpoint: Path, data: Path, manifest: dict) -> dict[str, float]:
-    """Zero-shot and retrieval metrics of one checkpoint (cached next to it)."""
-    out = checkpoint.with_name(checkpoint.stem + "-demo-eval.json")
+def evaluate(checkpoint: Path, data: Path, manifest: dict, tag: str = "") -> dict[str, float]:
+    """Zero-shot and retrieval metrics of one checkpoint on ``data``'s held-out splits.
+
+    Cached next to the checkpoint as ``<stem>-demo-eval[-<tag>].json`` (``tag`` names an
+    evaluation set other than the training data's, see ``eval_set``).
+    """
+    out = checkpoint.with_name(
+        checkpoint.stem + "-demo-eval" + (f"-{tag}" if tag else "") + ".json"
+    )
     if out.is_file() and out.stat().st_mtime >= checkpoint.stat().st_mtime:
         cached = json.loads(out.read_text())
         if all(key in cached for key, _ in METRICS):
@@ -324,6 +336,30 @@ def ensure_data(data: Path, seed: int) -> dict:
         return generate(data, SynthConfig(seed=seed))
 
 
+def eval_set(data: Path, manifest: dict, eval_data: Path) -> tuple[str, dict]:
+    """``(tag, manifest)`` of the evaluation set: tag "" for the training data's own, else a
+    hash of its generator options. Its classes must be the training data's (same seed)."""
+    if eval_data.resolve() == data.resolve():
+        return "", manifest
+    from alignclip_plugins.synthetic import load_manifest
+
+    try:
+        manifest = load_manifest(eval_data)
+    except FileNotFoundError:
+        raise SystemExit(
+            f"--eval-data {eval_data}: no embedded dataset there; write one with the training "
+            f"data's seed, e.g. 'alignclip synth --out {eval_data} --zeroshot-per-class 100 "
+            "--retrieval-samples 1024'"
+        ) from None
+    if (eval_data / "classes.json").read_bytes() != (data / "classes.json").read_bytes():
+        raise SystemExit(
+            f"--eval-data {eval_data}: its classes.json differs from {data / 'classes.json'}; "
+            "generate it with the same --seed (and class options) as the training data"
+        )
+    options = json.dumps({k: manifest[k] for k in ("seed", "options")}, sort_keys=True)
+    return "eval" + hashlib.sha1(options.encode()).hexdigest()[:8], manifest
+
+
 def parse_methods(text: str) -> list[str]:
     """``--methods``: comma-separated names of METHODS, or ``all``; unknown names raise."""
     methods = [m.strip() for m in text.split(",") if m.strip()]
@@ -353,6 +389,12 @@ def main(argv: list[str]) -> int:
         f"(default: {','.join(DEFAULT_METHODS)})",
     )
     parser.add_argument("--seeds", default="0", help="comma-separated training seeds, e.g. 0,1,2")
+    parser.add_argument(
+        "--eval-data",
+        type=Path,
+        help="evaluate on this embedded dataset's held-out splits instead (same generator seed, "
+        "e.g. more zero-shot images: alignclip synth --zeroshot-per-class 100)",
+    )
     parser.add_argument("--data-seed", type=int, default=0)
     for name, value in vars(Budget()).items():
         if name != "extra":
@@ -373,6 +415,8 @@ def main(argv: list[str]) -> int:
 
     start = time.time()
     manifest = ensure_data(args.data, args.data_seed)
+    eval_data = args.eval_data or args.data
+    tag, eval_manifest = eval_set(args.data, manifest, eval_data)
     args.out.mkdir(parents=True, exist_ok=True)
     results: dict[str, list[dict[str, float]]] = {}
     prepared: dict[str, Path] = {}
@@ -381,16 +425,22 @@ def main(argv: list[str]) -> int:
             checkpoint = train(
                 method, args.data.resolve(), manifest, args.out.resolve(), seed, budget, prepared
             )
-            results.setdefault(method, []).append(evaluate(checkpoint, args.data, manifest))
+            results.setdefault(method, []).append(
+                evaluate(checkpoint, eval_data, eval_manifest, tag)
+            )
     table = summarise(results)
     elapsed = time.time() - start
     budget_line = (
         f"{budget.epochs} epochs x {manifest['splits']['train']['num_samples']} samples, "
-        f"batch {budget.batch_size}, lr {budget.lr}; wall time {elapsed / 60:.1f} min"
+        f"batch {budget.batch_size}, lr {budget.lr}; evaluated on {eval_data} "
+        f"({eval_manifest['splits']['zeroshot']['num_samples']} zero-shot images, "
+        f"{eval_manifest['splits']['retrieval']['num_samples']} retrieval pairs); "
+        f"wall time {elapsed / 60:.1f} min"
     )
-    (args.out / "demo-results.md").write_text(table + "\n\n" + budget_line + "\n")
+    stem = "demo-results" + (f"-{tag}" if tag else "")
+    write_text(args.out / f"{stem}.md", table + "\n\n" + budget_line + "\n")
     write_json(
-        args.out / "demo-results.json",
+        args.out / f"{stem}.json",
         {"budget": vars(budget), "results": results, "seconds": elapsed},
     )
     print("\n" + table + "\n\n" + budget_line)

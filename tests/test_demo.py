@@ -1,6 +1,7 @@
 """The demo's methods, what it prepares for them, its evaluation and its run bookkeeping."""
 
 import json
+import shutil
 
 import pytest
 import torch
@@ -88,3 +89,23 @@ def test_methods_default_to_one_row_per_method_and_all_adds_the_ablations():
         demo.parse_methods("clip,simclr")
     with pytest.raises(ValueError, match="unknown method"):
         demo.parse_methods(",")
+
+
+def test_a_larger_evaluation_set_must_share_the_classes_and_gets_its_own_cache(
+    synth_data, manifest, tmp_path
+):
+    assert demo.eval_set(synth_data, manifest, synth_data) == ("", manifest)
+    with pytest.raises(SystemExit, match="no embedded dataset there.*alignclip synth"):
+        demo.eval_set(synth_data, manifest, tmp_path / "absent")
+    other = tmp_path / "other"
+    shutil.copytree(synth_data, other)
+    other_manifest = json.loads((other / "manifest.json").read_text())
+    other_manifest["options"]["zeroshot_per_class"] += 1
+    (other / "manifest.json").write_text(json.dumps(other_manifest))
+    tag, loaded = demo.eval_set(synth_data, manifest, other)
+    assert tag.startswith("eval") and len(tag) == 12 and loaded == other_manifest
+    classes = json.loads((other / "classes.json").read_text())
+    classes["names"][0] = "zebra"
+    (other / "classes.json").write_text(json.dumps(classes))
+    with pytest.raises(SystemExit, match="classes.json differs"):
+        demo.eval_set(synth_data, manifest, other)
