@@ -61,6 +61,8 @@ METRICS = (
     ("zeroshot_top1", "zero-shot top-1"),
     ("zeroshot_top5", "top-5"),
     ("zeroshot_tail_top1", "tail top-1"),
+    ("zeroshot_colour_top1", "colour top-1"),
+    ("zeroshot_shape_top1", "shape top-1"),
     ("zeroshot_desc_top1", "desc. top-1"),
     ("zeroshot_desc_tail_top1", "desc. tail top-1"),
     ("image_to_text_R@1", "I→T R@1"),
@@ -258,6 +260,22 @@ def train(
     return final
 
 
+def class_attributes(names: list[str]) -> dict[str, list[int]]:
+    """``{"colour": [...], "shape": [...]}``: each "<colour> <shape>" class's two parts as ids.
+
+    Zero-shot top-1 on the embedded data needs both; the colour and shape accuracies of the
+    top-1 class tell which of the two a model has learned (chance: 1/6 and 1/8).
+    """
+    parts = [name.rsplit(" ", 1) for name in names]
+    if any(len(p) != 2 for p in parts):
+        raise ValueError(f"class names must read '<colour> <shape>', got {names!r}")
+    out = {}
+    for i, attribute in enumerate(("colour", "shape")):
+        values = list(dict.fromkeys(p[i] for p in parts))
+        out[attribute] = [values.index(p[i]) for p in parts]
+    return out
+
+
 def evaluate(checkpoint: Path, data: Path, manifest: dict, tag: str = "") -> dict[str, float]:
     """Zero-shot and retrieval metrics of one checkpoint on ``data``'s held-out splits.
 
@@ -284,7 +302,7 @@ def evaluate(checkpoint: Path, data: Path, manifest: dict, tag: str = "") -> dic
     zeroshot_urls = str(data / manifest["splits"]["zeroshot"]["pattern"])
     zs = zeroshot.evaluate(
         model, preprocess, tokenizer, zeroshot_urls, classes["names"], tail=classes["tail"],
-        device=device,
+        attributes=class_attributes(classes["names"]), device=device,
     )  # fmt: skip
     described = class_prompts(
         classes["names"], "descriptions", descriptions=load_descriptions(data / "descriptions.json")
@@ -304,6 +322,8 @@ def evaluate(checkpoint: Path, data: Path, manifest: dict, tag: str = "") -> dic
         "zeroshot_top1": zs["top1"],
         "zeroshot_top5": zs["top5"],
         "zeroshot_tail_top1": zs.get("tail_top1", float("nan")),
+        "zeroshot_colour_top1": zs["colour_top1"],
+        "zeroshot_shape_top1": zs["shape_top1"],
         "zeroshot_desc_top1": zs_desc["top1"],
         "zeroshot_desc_tail_top1": zs_desc.get("tail_top1", float("nan")),
         **rt,

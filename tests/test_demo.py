@@ -109,3 +109,11 @@ def test_a_larger_evaluation_set_must_share_the_classes_and_gets_its_own_cache(
     (other / "classes.json").write_text(json.dumps(classes))
     with pytest.raises(SystemExit, match="classes.json differs"):
         demo.eval_set(synth_data, manifest, other)
+
+
+def test_class_attributes_split_colour_and_shape():
+    names = ["red circle", "red star", "blue circle", "light blue star"]
+    assert demo.class_attributes(names) == {"colour": [0, 0, 1, 2], "shape": [0, 1, 0, 1]}
+    assert demo.class_attributes(["red circle", "red star"])["shape"] == [0, 1]
+    with pytest.raises(ValueError, match="'<colour> <shape>'"):
+        demo.class_attributes(["red circle", "dog"])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import torch
 from tqdm import tqdm
@@ -38,17 +38,23 @@ def evaluate_batches(
     batches: Iterable,
     *,
     tail: Sequence[bool] | None = None,
+    attributes: Mapping[str, Sequence[int]] | None = None,
     where: str = "the data",
 ) -> dict[str, float]:
     """Zero-shot metrics of ``(images, labels, ...)`` batches against ``classifier`` (D, C).
 
     Returns ``top1``, ``top5`` (top-C when C < 5), ``mean_per_class_recall``, ``tail_top1``
     when ``tail`` marks tail classes and the data has some, all in [0, 1], and ``n``.
-    Ties count against the target (see :func:`topk_correct`).
+    Ties count against the target (see :func:`topk_correct`). ``attributes`` maps a name to
+    each class's value of a coarser attribute (e.g. ``{"colour": [0, 0, 1, ...]}``, length C);
+    ``<name>_top1`` is then how often the top-1 class has the target's value.
     """
     num_classes = classifier.shape[1]
     k5 = min(5, num_classes)
-    hits1, hits5, labels = [], [], []
+    for name, values in (attributes or {}).items():
+        if len(values) != num_classes:
+            raise ValueError(f"attribute {name!r}: {len(values)} values for {num_classes} classes")
+    hits1, hits5, labels, preds = [], [], [], []
     for batch in batches:
         images, targets, _, _ = unpack(batch)
         target = torch.as_tensor(list(targets), device=encoder.device).long()
@@ -60,6 +66,7 @@ def evaluate_batches(
         hits1.append(hits[1])
         hits5.append(hits[k5])
         labels.append(target)
+        preds.append(logits.argmax(dim=1))
     if not labels:
         raise ValueError(f"no images in {where}")
     hit1, hit5, label = torch.cat(hits1), torch.cat(hits5), torch.cat(labels)
@@ -75,6 +82,10 @@ def evaluate_batches(
         is_tail = torch.tensor(list(tail), dtype=torch.bool, device=label.device)[label]
         if bool(is_tail.any()):
             out["tail_top1"] = hit1[is_tail].float().mean().item()
+    pred = torch.cat(preds)
+    for name, values in (attributes or {}).items():
+        value = torch.tensor(list(values), device=label.device)
+        out[f"{name}_top1"] = (value[pred] == value[label]).float().mean().item()
     return out
 
 
@@ -89,6 +100,7 @@ def evaluate(
     templates: Sequence[str] = SIMPLE_TEMPLATES,
     prompts: Sequence[Sequence[str]] | None = None,
     tail: Sequence[bool] | None = None,
+    attributes: Mapping[str, Sequence[int]] | None = None,
     device="cpu",
     batch_size: int = 256,
 ) -> dict[str, float]:
@@ -110,4 +122,6 @@ def evaluate(
         )
     )
     encoder = Encoder(model, tokenizer, device, amp=False)
-    return evaluate_batches(encoder, classifier, batches, tail=tail, where=str(urls))
+    return evaluate_batches(
+        encoder, classifier, batches, tail=tail, attributes=attributes, where=str(urls)
+    )

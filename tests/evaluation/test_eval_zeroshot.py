@@ -216,3 +216,41 @@ def _png() -> bytes:
     buf = io.BytesIO()
     Image.new("RGB", (8, 8)).save(buf, format="png")
     return buf.getvalue()
+
+
+class _IdentityImages:
+    """An encoder whose image features are the batch itself (so logits = batch @ classifier)."""
+
+    device = torch.device("cpu")
+
+    def images(self, images):
+        return images
+
+
+def test_top1_top5_tail_and_attribute_accuracy_on_a_hand_made_case():
+    from alignclip_plugins.evaluation.zeroshot import evaluate_batches
+
+    # 4 classes: (red, circle) (red, star) (blue, circle) (blue, star); features = one-hot scores
+    classifier = torch.eye(4)
+    scores = torch.tensor(
+        [
+            [0.9, 0.1, 0.0, 0.0],  # label 0, predicted 0: right
+            [0.9, 0.2, 0.0, 0.0],  # label 1, predicted 0: colour right, shape wrong
+            [0.0, 0.0, 0.1, 0.9],  # label 2, predicted 3: colour right, shape wrong
+            [0.9, 0.0, 0.0, 0.1],  # label 3, predicted 0: both wrong
+        ]
+    )
+    out = evaluate_batches(
+        _IdentityImages(),
+        classifier,
+        [(scores[:2], [0, 1]), (scores[2:], [2, 3])],
+        tail=[False, False, True, True],
+        attributes={"colour": [0, 0, 1, 1], "shape": [0, 1, 0, 1]},
+    )
+    assert out["top1"] == 0.25 and out["top5"] == 1.0 and out["n"] == 4
+    assert out["tail_top1"] == 0.0
+    assert out["colour_top1"] == 0.75 and out["shape_top1"] == 0.25
+    with pytest.raises(ValueError, match="attribute 'shape': 3 values for 4 classes"):
+        evaluate_batches(
+            _IdentityImages(), classifier, [(scores, [0, 1, 2, 3])], attributes={"shape": [0, 1, 0]}
+        )
