@@ -1,0 +1,266 @@
+"""Why the soft-label methods do (not) move the demo's numbers: diagnostics on the embedded data.
+
+Three analyses, each printing Markdown (docs/results.md, section "Why"):
+
+``targets``   Object-IoU targets as the trainer sees them: random training batches, object
+              sets from the demo's sidecars (``OUT/prepared/objects``) against the
+              generator's ground truth (each sample's ``json``): how much target mass moves
+              to other samples at ``--beta``, how often a caption-IoU > 0 pair shares no
+              true object (mismatched captions) and how often pairs sharing a true object
+              get IoU 0 (captions that omit objects).
+``agreement`` For each checkpoint of a demo ``--out`` directory (SoftCLIP runs carry their
+              ROI encoder): how much of the off-diagonal probability of the model's soft
+              distributions (SoftCLIP's R2R / A2A targets, the image->text and text->image
+              predictions) lies on samples that share a true object, against the uniform
+              share, on the first training shard.
+``errors``    Retrieval on the retrieval split: R@1 and how often a wrong top-1 shares an
+              object with the query (the base rate is the share of random pairs that do).
+
+Usage::
+
+    python bench/demo_diagnostics.py targets --data data/synthetic --out demo-runs
+    python bench/demo_diagnostics.py agreement --data data/synthetic --out demo-runs
+    python bench/demo_diagnostics.py errors --data data/synthetic --out demo-runs
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import random
+import statistics
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from alignclip_plugins.model_configs import model_arg
+
+
+def read_shard(path: Path) -> dict[str, dict[str, bytes]]:
+    """``{key: {ext: bytes}}`` of one (small) shard."""
+    samples: dict[str, dict[str, bytes]] = {}
+    with tarfile.open(path) as tar:
+        for member in tar:
+            if member.isreg():
+                key, ext = member.name.split(".", 1)
+                samples.setdefault(key, {})[ext] = tar.extractfile(member).read()
+    return samples
+
+
+def true_objects(sample: dict[str, bytes]) -> frozenset[str]:
+    return frozenset(json.loads(sample["json"])["objects"])
+
+
+def iou_matrix(sets: list[frozenset]) -> np.ndarray:
+    n = len(sets)
+    s = np.zeros((n, n))
+    for i in range(n):
+        for j in range(n):
+            union = sets[i] | sets[j]
+            s[i, j] = len(sets[i] & sets[j]) / len(union) if union else 0.0
+    return s
+
+
+def targets(args: argparse.Namespace) -> None:
+    from alignclip_plugins.objects.sidecar import iter_sidecar
+
+    parsed = {
+        key: frozenset(objs)
+        for path in sorted((args.out / "prepared" / "objects").glob("*.objects.jsonl"))
+        for key, objs in iter_sidecar(path)
+    }
+    truth = {
+        key: true_objects(sample)
+        for shard in sorted((args.data / "train").glob("*.tar"))
+        for key, sample in read_shard(shard).items()
+    }
+    if not parsed:
+        raise SystemExit(
+            f"no object sidecars under {args.out}/prepared/objects: run the demo first"
+        )
+    keys, rng, n = sorted(parsed), random.Random(0), args.batch_size
+    shares, moved, mismatched, missed = [], [], [], []
+    for _ in range(args.batches):
+        batch = rng.sample(keys, n)
+        s = iou_matrix([parsed[k] for k in batch])
+        np.fill_diagonal(s, 1.0)  # METHODS §4: S_ii = 1
+        off = ~np.eye(n, dtype=bool)
+        shares.append((s[off] > 0).mean())
+        moved.append(args.beta * (s.sum(1) - 1) / s.sum(1))
+        t = [truth[k] for k in batch]
+        pairs = [(i, j) for i in range(n) for j in range(n) if i != j]
+        mismatched += [not (t[i] & t[j]) for i, j in pairs if s[i, j] > 0]
+        missed += [s[i, j] == 0 for i, j in pairs if t[i] & t[j]]
+    print(
+        f"| batch | pairs with caption IoU > 0 | target mass on other samples (β = {args.beta}) "
+        "| IoU > 0 pairs sharing no true object | object-sharing pairs with IoU 0 |"
+    )
+    print("|---|---|---|---|---|")
+    print(f"| {n} | {100 * np.mean(shares):.1f}% | {100 * np.mean(moved):.1f}% "
+          f"| {100 * np.mean(mismatched):.1f}% | {100 * np.mean(missed):.1f}% |")  # fmt: skip
+
+
+def checkpoints(out: Path) -> dict[str, list[Path]]:
+    runs: dict[str, list[Path]] = {}
+    for run in sorted(out.glob("*-seed*")):
+        finals = sorted(run.glob("checkpoints/epoch_*.pt"), key=lambda p: int(p.stem[6:]))
+        if finals:
+            runs.setdefault(run.name.rsplit("-seed", 1)[0], []).append(finals[-1])
+    return runs
+
+
+def load_model(checkpoint: Path):
+    """The CLIP model, with its ROI encoder when the run trained one (else ``None``)."""
+    import open_clip
+
+    from alignclip_plugins.models.roi_encoder import build_roi_encoder
+
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)["state_dict"]
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    model = open_clip.create_model(model_arg())
+    roi = {k[len("roi_encoder.") :]: v for k, v in state.items() if k.startswith("roi_encoder.")}
+    encoder = None
+    if roi:
+        params = json.loads((checkpoint.parents[1] / "demo-command.json").read_text())
+        mode = (
+            params[params.index("--softclip-roi-encoder") + 1]
+            if "--softclip-roi-encoder" in params
+            else "mhsa"
+        )
+        encoder = build_roi_encoder(model, 2052, mode, 1)
+        encoder.load_state_dict(roi)
+        encoder.eval()
+    model.load_state_dict({k: v for k, v in state.items() if not k.startswith("roi_encoder.")})
+    return model.eval(), encoder
+
+
+def off_diagonal_share(p: torch.Tensor, sharing: torch.Tensor) -> float:
+    """Mean over rows of the off-diagonal probability on object-sharing samples (renormalised)."""
+    n = p.shape[0]
+    off = ~torch.eye(n, dtype=torch.bool)
+    q = p[off].reshape(n, n - 1)
+    q = q / q.sum(1, keepdim=True)
+    return (q * sharing[off].reshape(n, n - 1).float()).sum(1).mean().item()
+
+
+@torch.no_grad()
+def agreement(args: argparse.Namespace) -> None:
+    import open_clip
+    from PIL import Image
+
+    from alignclip_plugins.models.text_trim import encode_text_trimmed
+    from alignclip_plugins.rois.stage import PadTokens, RoiSampleStage
+
+    shard = sorted((args.data / "train").glob("*.tar"))[0]
+    samples = read_shard(shard)
+    keys = sorted(samples)[: args.samples]
+    _, _, preprocess = open_clip.create_model_and_transforms(model_arg())
+    tokenizer = open_clip.get_tokenizer(model_arg())
+    images = torch.stack(
+        [preprocess(Image.open(io.BytesIO(samples[k]["png"])).convert("RGB")) for k in keys]
+    )
+    captions = tokenizer([samples[k]["txt"].decode() for k in keys])
+    sets = [true_objects(samples[k]) for k in keys]
+    sharing = torch.tensor([[bool(a & b) for b in sets] for a in sets])
+    rois = args.out / "prepared" / "rois"
+    stage = RoiSampleStage(str(rois), 10, tokenizer) if rois.is_dir() else None
+    uniform = sharing[~torch.eye(len(keys), dtype=torch.bool)].float().mean().item()
+    print(f"{len(keys)} training samples of {shard.name}; uniform share {100 * uniform:.1f}%\n")
+    print(
+        "| method | runs | R2R target | A2A target | image→text prediction | text→image prediction |"
+    )
+    print("|---|---|---|---|---|---|")
+    for method, ckpts in checkpoints(args.out).items():
+        cells: dict[str, list[float]] = {}
+        for ckpt in ckpts:
+            model, encoder = load_model(ckpt)
+            v = model.encode_image(images, normalize=True)
+            t = model.encode_text(captions, normalize=True)
+            scale = model.logit_scale.exp()
+            dists = {"i2t": (scale * v @ t.T).softmax(1), "t2i": (scale * t @ v.T).softmax(1)}
+            if encoder is not None and stage is not None:
+                fields = [stage.fields(k, str(shard)) for k in keys]
+                r = encoder(
+                    torch.stack([f["roi_features"] for f in fields]),
+                    torch.stack([f["roi_mask"] for f in fields]),
+                )
+                a = encode_text_trimmed(
+                    model, PadTokens(0)([f["tag_text"] for f in fields]), normalize=True
+                )
+                r = F.normalize(r, dim=-1)
+                dists["r2r"] = (scale * r @ r.T).softmax(1)
+                dists["a2a"] = (scale * a @ a.T).softmax(1)
+            for name, p in dists.items():
+                cells.setdefault(name, []).append(off_diagonal_share(p, sharing))
+        row = [
+            f"{100 * statistics.fmean(cells[n]):.1f}%" if n in cells else "—"
+            for n in ("r2r", "a2a", "i2t", "t2i")
+        ]
+        print(f"| {method} | {len(ckpts)} | " + " | ".join(row) + " |")
+
+
+@torch.no_grad()
+def errors(args: argparse.Namespace) -> None:
+    import open_clip
+    from PIL import Image
+
+    samples = {}
+    for shard in sorted((args.data / "retrieval").glob("*.tar")):
+        samples.update(read_shard(shard))
+    keys = sorted(samples)
+    _, _, preprocess = open_clip.create_model_and_transforms(model_arg())
+    tokenizer = open_clip.get_tokenizer(model_arg())
+    images = torch.stack(
+        [preprocess(Image.open(io.BytesIO(samples[k]["png"])).convert("RGB")) for k in keys]
+    )
+    captions = tokenizer([samples[k]["txt"].decode() for k in keys])
+    sets = [true_objects(samples[k]) for k in keys]
+    n = len(keys)
+    sharing = torch.tensor([[bool(a & b) for b in sets] for a in sets])
+    same = torch.tensor([[a == b for b in sets] for a in sets])  # identical object sets: a hit
+    base = sharing[~torch.eye(n, dtype=torch.bool)].float().mean().item()
+    print(f"{n} retrieval pairs; random pairs sharing an object: {100 * base:.1f}%\n")
+    print(
+        "| method | runs | I→T R@1 | wrong I→T top-1 sharing an object | T→I R@1 | wrong T→I top-1 sharing an object |"
+    )
+    print("|---|---|---|---|---|---|")
+    for method, ckpts in checkpoints(args.out).items():
+        cells: dict[str, list[float]] = {}
+        for ckpt in ckpts:
+            model, _ = load_model(ckpt)
+            v = model.encode_image(images, normalize=True)
+            t = model.encode_text(captions, normalize=True)
+            for name, sim in (("i2t", v @ t.T), ("t2i", t @ v.T)):
+                top = sim.argmax(1)
+                hit = same[torch.arange(n), top]
+                cells.setdefault(name, []).append(hit.float().mean().item())
+                cells.setdefault(name + "_share", []).append(
+                    sharing[torch.arange(n), top][~hit].float().mean().item()
+                )
+        row = [
+            f"{100 * statistics.fmean(cells[c]):.1f}"
+            for c in ("i2t", "i2t_share", "t2i", "t2i_share")
+        ]
+        print(f"| {method} | {len(ckpts)} | {row[0]} | {row[1]}% | {row[2]} | {row[3]}% |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("analysis", choices=("targets", "agreement", "errors"))
+    parser.add_argument("--data", type=Path, default=Path("data/synthetic"))
+    parser.add_argument("--out", type=Path, default=Path("demo-runs"), help="the demo's --out")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--batches", type=int, default=200)
+    parser.add_argument("--beta", type=float, default=0.5)
+    parser.add_argument("--samples", type=int, default=256)
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    {"targets": targets, "agreement": agreement, "errors": errors}[args.analysis](args)
+
+
+if __name__ == "__main__":
+    main()
