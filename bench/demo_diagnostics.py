@@ -147,25 +147,32 @@ def off_diagonal_share(p: torch.Tensor, sharing: torch.Tensor) -> float:
     return (q * sharing[off].reshape(n, n - 1).float()).sum(1).mean().item()
 
 
-@torch.no_grad()
-def agreement(args: argparse.Namespace) -> None:
+def pairs(samples: dict[str, dict[str, bytes]], keys: list[str]):
+    """``(images, tokens, tokenizer, sharing)`` of the samples ``keys``: preprocessed images
+    (N, 3, H, W), caption tokens (N, L), and (N, N) whether two samples share a true object."""
     import open_clip
     from PIL import Image
 
+    _, _, preprocess = open_clip.create_model_and_transforms(model_arg())
+    tokenizer = open_clip.get_tokenizer(model_arg())
+    images = torch.stack(
+        [preprocess(Image.open(io.BytesIO(samples[k]["png"])).convert("RGB")) for k in keys]
+    )
+    tokens = tokenizer([samples[k]["txt"].decode() for k in keys])
+    sets = [true_objects(samples[k]) for k in keys]
+    sharing = torch.tensor([[bool(a & b) for b in sets] for a in sets])
+    return images, tokens, tokenizer, sharing
+
+
+@torch.no_grad()
+def agreement(args: argparse.Namespace) -> None:
     from alignclip_plugins.models.text_trim import encode_text_trimmed
     from alignclip_plugins.rois.stage import PadTokens, RoiSampleStage
 
     shard = sorted((args.data / "train").glob("*.tar"))[0]
     samples = read_shard(shard)
     keys = sorted(samples)[: args.samples]
-    _, _, preprocess = open_clip.create_model_and_transforms(model_arg())
-    tokenizer = open_clip.get_tokenizer(model_arg())
-    images = torch.stack(
-        [preprocess(Image.open(io.BytesIO(samples[k]["png"])).convert("RGB")) for k in keys]
-    )
-    captions = tokenizer([samples[k]["txt"].decode() for k in keys])
-    sets = [true_objects(samples[k]) for k in keys]
-    sharing = torch.tensor([[bool(a & b) for b in sets] for a in sets])
+    images, captions, tokenizer, sharing = pairs(samples, keys)
     rois = args.out / "prepared" / "rois"
     stage = RoiSampleStage(str(rois), 10, tokenizer) if rois.is_dir() else None
     uniform = sharing[~torch.eye(len(keys), dtype=torch.bool)].float().mean().item()
@@ -205,22 +212,13 @@ def agreement(args: argparse.Namespace) -> None:
 
 @torch.no_grad()
 def errors(args: argparse.Namespace) -> None:
-    import open_clip
-    from PIL import Image
-
     samples = {}
     for shard in sorted((args.data / "retrieval").glob("*.tar")):
         samples.update(read_shard(shard))
     keys = sorted(samples)
-    _, _, preprocess = open_clip.create_model_and_transforms(model_arg())
-    tokenizer = open_clip.get_tokenizer(model_arg())
-    images = torch.stack(
-        [preprocess(Image.open(io.BytesIO(samples[k]["png"])).convert("RGB")) for k in keys]
-    )
-    captions = tokenizer([samples[k]["txt"].decode() for k in keys])
+    images, captions, _, sharing = pairs(samples, keys)
     sets = [true_objects(samples[k]) for k in keys]
     n = len(keys)
-    sharing = torch.tensor([[bool(a & b) for b in sets] for a in sets])
     same = torch.tensor([[a == b for b in sets] for a in sets])  # identical object sets: a hit
     base = sharing[~torch.eye(n, dtype=torch.bool)].float().mean().item()
     print(f"{n} retrieval pairs; random pairs sharing an object: {100 * base:.1f}%\n")
