@@ -117,3 +117,25 @@ def test_class_attributes_split_colour_and_shape():
     assert demo.class_attributes(["red circle", "red star"])["shape"] == [0, 1]
     with pytest.raises(ValueError, match="'<colour> <shape>'"):
         demo.class_attributes(["red circle", "dog"])
+
+
+def test_the_default_demo_trains_every_method_then_reuses_the_runs(synth_data, tmp_path, capsys):
+    """`tox -e demo` end to end at a tiny budget: every default method trains through
+    open_clip_train.main, is evaluated and lands in one table; a rerun trains nothing."""
+    out = tmp_path / "demo"
+    argv = ["--data", str(synth_data), "--out", str(out), "--epochs", "1", "--batch-size", "32"]
+    argv += ["--warmup", "1"]
+    assert demo.main(argv) == 0
+    table = (out / "demo-results.md").read_text()
+    for method in demo.DEFAULT_METHODS:
+        assert f"| {method} | 1 |" in table
+        assert (out / demo.run_name(method, 0) / "checkpoints" / "epoch_1.pt").is_file()
+    assert "colour top-1" in table and "shape top-1" in table
+    results = json.loads((out / "demo-results.json").read_text())["results"]
+    assert sorted(results) == sorted(demo.DEFAULT_METHODS)
+
+    stamps = {m: (out / demo.run_name(m, 0) / "out.log").stat().st_mtime for m in results}
+    capsys.readouterr()
+    assert demo.main(argv) == 0
+    assert {m: (out / demo.run_name(m, 0) / "out.log").stat().st_mtime for m in results} == stamps
+    assert json.loads((out / "demo-results.json").read_text())["results"] == results
