@@ -164,6 +164,18 @@ def pairs(samples: dict[str, dict[str, bytes]], keys: list[str]):
     return images, tokens, tokenizer, sharing
 
 
+def encoded(out: Path, images: torch.Tensor, captions: torch.Tensor):
+    """Per method of a demo ``out`` directory, per run: ``(model, roi_encoder or None,
+    image features (N, D), caption features (N, D))``, L2-normalised."""
+    for method, ckpts in checkpoints(out).items():
+        runs = []
+        for ckpt in ckpts:
+            model, encoder = load_model(ckpt)
+            v = model.encode_image(images, normalize=True)
+            runs.append((model, encoder, v, model.encode_text(captions, normalize=True)))
+        yield method, runs
+
+
 @torch.no_grad()
 def agreement(args: argparse.Namespace) -> None:
     from alignclip_plugins.models.text_trim import encode_text_trimmed
@@ -181,12 +193,9 @@ def agreement(args: argparse.Namespace) -> None:
         "| method | runs | R2R target | A2A target | image→text prediction | text→image prediction |"
     )
     print("|---|---|---|---|---|---|")
-    for method, ckpts in checkpoints(args.out).items():
+    for method, runs in encoded(args.out, images, captions):
         cells: dict[str, list[float]] = {}
-        for ckpt in ckpts:
-            model, encoder = load_model(ckpt)
-            v = model.encode_image(images, normalize=True)
-            t = model.encode_text(captions, normalize=True)
+        for model, encoder, v, t in runs:
             scale = model.logit_scale.exp()
             dists = {"i2t": (scale * v @ t.T).softmax(1), "t2i": (scale * t @ v.T).softmax(1)}
             if encoder is not None and stage is not None:
@@ -207,7 +216,7 @@ def agreement(args: argparse.Namespace) -> None:
             f"{100 * statistics.fmean(cells[n]):.1f}%" if n in cells else "—"
             for n in ("r2r", "a2a", "i2t", "t2i")
         ]
-        print(f"| {method} | {len(ckpts)} | " + " | ".join(row) + " |")
+        print(f"| {method} | {len(runs)} | " + " | ".join(row) + " |")
 
 
 @torch.no_grad()
@@ -226,12 +235,9 @@ def errors(args: argparse.Namespace) -> None:
         "| method | runs | I→T R@1 | wrong I→T top-1 sharing an object | T→I R@1 | wrong T→I top-1 sharing an object |"
     )
     print("|---|---|---|---|---|---|")
-    for method, ckpts in checkpoints(args.out).items():
+    for method, runs in encoded(args.out, images, captions):
         cells: dict[str, list[float]] = {}
-        for ckpt in ckpts:
-            model, _ = load_model(ckpt)
-            v = model.encode_image(images, normalize=True)
-            t = model.encode_text(captions, normalize=True)
+        for _, _, v, t in runs:
             for name, sim in (("i2t", v @ t.T), ("t2i", t @ v.T)):
                 top = sim.argmax(1)
                 hit = same[torch.arange(n), top]
@@ -243,7 +249,7 @@ def errors(args: argparse.Namespace) -> None:
             f"{100 * statistics.fmean(cells[c]):.1f}"
             for c in ("i2t", "i2t_share", "t2i", "t2i_share")
         ]
-        print(f"| {method} | {len(ckpts)} | {row[0]} | {row[1]}% | {row[2]} | {row[3]}% |")
+        print(f"| {method} | {len(runs)} | {row[0]} | {row[1]}% | {row[2]} | {row[3]}% |")
 
 
 def main() -> None:
