@@ -17,11 +17,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from alignclip_plugins.io.atomic import atomic_write_text
 from alignclip_plugins.llm.cache import ChatCache
 from alignclip_plugins.llm.client import ChatClient
 from alignclip_plugins.llm.prompts import appearance_messages
 from alignclip_plugins.llm.runner import ChatRequest, RunnerStats, ask_many
-from alignclip_plugins.objects.atomic import atomic_write_text
 
 log = logging.getLogger(__name__)
 

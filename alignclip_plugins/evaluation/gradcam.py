@@ -29,6 +29,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from alignclip_plugins.io.atomic import atomic_save_figure
+
 TARGETS = ("word", "context")
 
 
@@ -202,9 +204,4 @@ def render(rows: Sequence[HeatmapRow], path: str | Path) -> Path:
             ax.set_title(f"{word} ({score:+.3f})", fontsize=7)
             ax.axis("off")
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    tmp.replace(path)
-    return path
+    return atomic_save_figure(fig, path, dpi=110)

@@ -14,6 +14,7 @@ import torch
 
 from alignclip_plugins.evaluation.metrics import sorted_softmax
 from alignclip_plugins.evaluation.retrieval import Embeddings
+from alignclip_plugins.io.atomic import atomic_save_figure
 
 
 @torch.no_grad()
@@ -62,9 +63,4 @@ def plot(curves: Mapping[str, Sequence[float]], path: str | Path, title: str = "
             if title:
                 ax.set_title(title)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    tmp.replace(path)
-    return path
+    return atomic_save_figure(fig, path, dpi=110)

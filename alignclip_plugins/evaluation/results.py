@@ -32,6 +32,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from alignclip_plugins.io.atomic import atomic_write_text
+
 #: Keys every result file has.
 REQUIRED_KEYS = ("task", "dataset", "checkpoint", "model", "epoch", "metrics", "options", "created")
 
@@ -125,26 +127,12 @@ def result_path(
     return results_dir(checkpoint, out) / result_name(task, dataset)
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``path`` through a temporary file and a rename: never half-written."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def write_result(result: EvalResult, path: str | os.PathLike) -> Path:
     """Write ``result`` to ``path`` atomically; returns the path."""
     path = Path(path)
     if not result.created:
         result.created = now()
-    write_atomic(path, (json.dumps(result.to_json(), indent=2) + "\n").encode("utf-8"))
+    atomic_write_text(path, json.dumps(result.to_json(), indent=2) + "\n")
     result.path = path
     return path
 

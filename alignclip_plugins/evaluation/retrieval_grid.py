@@ -19,6 +19,7 @@ import torch
 from PIL import Image
 
 from alignclip_plugins.evaluation.retrieval import Embeddings
+from alignclip_plugins.io.atomic import atomic_save_figure
 
 
 @dataclass
@@ -108,9 +109,4 @@ def render(rows: Sequence[GridRow], path: str | Path) -> Path:
                 ax.add_patch(
                     Rectangle((0, 0), w - 1, h - 1, fill=False, edgecolor="limegreen", linewidth=3)
                 )
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    tmp.replace(path)
-    return path
+    return atomic_save_figure(fig, path, dpi=110, bbox_inches="tight")

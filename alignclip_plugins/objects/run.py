@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from alignclip_plugins.objects.atomic import (
+from alignclip_plugins.io.atomic import (
     atomic_write_text,
     atomic_writer,
     remove_stale_temporaries,

@@ -12,7 +12,7 @@ import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from alignclip_plugins.objects.atomic import atomic_writer
+from alignclip_plugins.io.atomic import atomic_writer
 from alignclip_plugins.objects.captions import input_stem
 
 SIDECAR_SUFFIX = ".objects.jsonl"

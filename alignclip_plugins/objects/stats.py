@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from alignclip_plugins.objects.atomic import atomic_write_text
+from alignclip_plugins.io.atomic import atomic_save_figure, atomic_write_text
 from alignclip_plugins.objects.sidecar import iter_sidecar, sidecar_files
 
 
@@ -166,6 +166,5 @@ def plot_frequencies(vocabulary: dict[str, Any], path: str | os.PathLike, title:
     ax.legend()
     ax.grid(True, which="major", alpha=0.3)
     fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png")
+    atomic_save_figure(fig, path, format="png")
     plt.close(fig)

@@ -18,6 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from alignclip_plugins.io.shards import expand_patterns, shards_in_directory
+
 
 class TrainDataError(ValueError):
     """Training data that cannot be found or counted; the message says what to do."""
@@ -31,13 +33,6 @@ class TrainData:
     num_samples: int | None
     num_shards: int | None
     note: str | None = None  # why the command is not exact yet (data not there)
-
-
-def expand(urls: str) -> list[str]:
-    """Brace patterns and ``::`` lists expanded, like webdataset does."""
-    from webdataset.shardlists import expand_urls
-
-    return list(expand_urls(urls))
 
 
 _NUMBERED = re.compile(r"^(.*?)(\d+)(\D*)$")
@@ -141,11 +136,11 @@ def resolve_train_data(data: dict, *, must_exist: bool = True) -> TrainData:
     label = data.get("label") or data.get("name")
 
     if os.path.isdir(spec):
-        shards = sorted(str(p) for p in Path(spec).glob("*.tar"))
+        shards = shards_in_directory(spec)
         if not shards:
             raise TrainDataError(f"{label}: no .tar shards in {spec}")
     elif "{" in spec or "::" in spec or spec.endswith(".tar"):
-        shards = expand(spec)
+        shards = expand_patterns(spec)
     else:
         if must_exist:
             raise TrainDataError(

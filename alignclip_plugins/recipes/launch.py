@@ -24,6 +24,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from alignclip_plugins.io.atomic import atomic_write_text
 from alignclip_plugins.recipes import availability, launchers, prepare, runs
 from alignclip_plugins.recipes.command import (
     RunCommands,
@@ -393,11 +394,11 @@ def _submit_slurm(job: Job, train: list[str]) -> str:
         return "trained and evaluated"
     script = _slurm_script(job, train)
     path = job.run_dir / "slurm.sbatch"
-    runs.write_text_atomic(path, script)
+    atomic_write_text(path, script)
     if not job.cfg["launch"].get("submit", True):
         return f"wrote {path}; submit it with: sbatch {path}"
     job_id = launchers.submit(path)
-    runs.write_text_atomic(state, json.dumps({"job_id": job_id, "script": str(path)}) + "\n")
+    atomic_write_text(state, json.dumps({"job_id": job_id, "script": str(path)}) + "\n")
     return f"submitted SLURM job {job_id}"
 
 

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from alignclip_plugins.recipes.datasets import expand
+from alignclip_plugins.io.shards import expand_patterns
 
 
 class PrepareError(RuntimeError):
@@ -107,7 +107,7 @@ def is_done(step: Step) -> bool:
         return False
     target = step.creates
     if "{" in target or "::" in target:
-        return all(os.path.exists(u) for u in expand(target)[:1])
+        return all(os.path.exists(u) for u in expand_patterns(target)[:1])
     path = Path(target)
     if path.is_dir():
         return any(path.iterdir())

@@ -10,11 +10,12 @@ file exists for that checkpoint (or the trainer logged it for the final epoch).
 from __future__ import annotations
 
 import json
-import os
 from datetime import datetime, timezone
 from pathlib import Path
 
 import yaml
+
+from alignclip_plugins.io.atomic import atomic_write_text
 
 RECIPE_FILE = "recipe.yaml"
 USES_FILE = "recipe-uses.jsonl"
@@ -23,16 +24,6 @@ RESULTS_FILE = "results.jsonl"  # upstream's, in checkpoints/
 
 class RunConflict(RuntimeError):
     """A run directory that holds a different experiment than the one asked for."""
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def read_recipe(run_dir: Path) -> dict | None:
@@ -46,7 +37,7 @@ def read_recipe(run_dir: Path) -> dict | None:
 
 def write_recipe(run_dir: Path, record: dict) -> None:
     record = {**record, "written": datetime.now(timezone.utc).replace(microsecond=0).isoformat()}
-    write_text_atomic(run_dir / RECIPE_FILE, yaml.safe_dump(record, sort_keys=False))
+    atomic_write_text(run_dir / RECIPE_FILE, yaml.safe_dump(record, sort_keys=False))
 
 
 def iter_runs(logs_root: Path):

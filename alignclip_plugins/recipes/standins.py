@@ -19,11 +19,12 @@ import io
 import os
 import pickle
 import random
-import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 
 from PIL import Image, ImageFilter, ImageOps
+
+from alignclip_plugins.io.shards import iter_samples
 
 DONE = ".complete"
 
@@ -33,13 +34,7 @@ def _zeroshot_images(data: Path) -> Iterator[tuple[str, int, Image.Image]]:
     from alignclip_plugins.synthetic import split_urls
 
     for url in split_urls(data, "zeroshot"):
-        members: dict[str, dict[str, bytes]] = {}
-        with tarfile.open(url) as tar:
-            for member in tar.getmembers():
-                key, _, ext = member.name.partition(".")
-                f = tar.extractfile(member)
-                if f is not None:
-                    members.setdefault(key, {})[ext] = f.read()
+        members = dict(iter_samples(url, ("png", "cls")))
         for key in sorted(members):
             sample = members[key]
             if "png" in sample and "cls" in sample:

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from alignclip_plugins.io.atomic import atomic_write_text
 from alignclip_plugins.synthetic.classes import (
     CLASS_NAMES,
     class_ranks,
@@ -36,7 +37,6 @@ from alignclip_plugins.synthetic.writer import (
     shard_name,
     tar_is_complete,
     write_tar_atomic,
-    write_text_atomic,
 )
 
 MEMBERS_PER_SAMPLE = 3  # KEY.png, KEY.txt or KEY.cls, KEY.json
@@ -72,16 +72,16 @@ def _shard_members(
 
 
 def _write_metadata(out: Path, counts: np.ndarray, tail: np.ndarray, ranks: np.ndarray) -> None:
-    write_text_atomic(out / "classnames.txt", "".join(f"{name}\n" for name in CLASS_NAMES))
+    atomic_write_text(out / "classnames.txt", "".join(f"{name}\n" for name in CLASS_NAMES))
     classes = {
         "names": list(CLASS_NAMES),
         "train_frequency": [int(c) for c in counts],
         "tail": [bool(t) for t in tail],
         "rank": [int(r) for r in ranks],
     }
-    write_text_atomic(out / "classes.json", _dump(classes))
-    write_text_atomic(out / "descriptions.json", _dump(visual_descriptions()))
-    write_text_atomic(out / "vocabulary.json", _dump(vocabulary()))
+    atomic_write_text(out / "classes.json", _dump(classes))
+    atomic_write_text(out / "descriptions.json", _dump(visual_descriptions()))
+    atomic_write_text(out / "vocabulary.json", _dump(vocabulary()))
 
 
 def run_generation(

@@ -11,13 +11,12 @@ import json
 from dataclasses import fields
 from pathlib import Path
 
+from alignclip_plugins.io.atomic import atomic_write_text, remove_stale_temporaries
 from alignclip_plugins.synthetic.config import SPLITS, SynthConfig
 from alignclip_plugins.synthetic.plan import num_shards, split_size
 from alignclip_plugins.synthetic.writer import (
-    remove_temporaries,
     shard_name,
     shard_pattern,
-    write_text_atomic,
 )
 
 # Bump whenever generated content changes: older directories are then refused, not resumed.
@@ -91,7 +90,7 @@ def remove_dataset(out: Path) -> None:
         directory = out / split
         if not directory.is_dir():
             continue
-        remove_temporaries(directory)
+        remove_stale_temporaries(directory)
         for shard in directory.glob(f"{split}-*.tar"):
             shard.unlink()
         if not any(directory.iterdir()):
@@ -124,9 +123,9 @@ def prepare_output(out: Path, config: SynthConfig, overwrite: bool = False) -> N
             )
     out.mkdir(parents=True, exist_ok=True)
     (out / MANIFEST_FILE).unlink(missing_ok=True)
-    write_text_atomic(out / OPTIONS_FILE, json.dumps(wanted, indent=2) + "\n")
+    atomic_write_text(out / OPTIONS_FILE, json.dumps(wanted, indent=2) + "\n")
     for split in SPLITS:
-        remove_temporaries(out / split)
+        remove_stale_temporaries(out / split)
 
 
 def build_manifest(config: SynthConfig) -> dict:
@@ -144,7 +143,7 @@ def build_manifest(config: SynthConfig) -> dict:
 
 def write_manifest(out: Path, manifest: dict) -> None:
     """Write ``manifest.json``, marking the dataset complete."""
-    write_text_atomic(out / MANIFEST_FILE, json.dumps(manifest, indent=2) + "\n")
+    atomic_write_text(out / MANIFEST_FILE, json.dumps(manifest, indent=2) + "\n")
 
 
 def split_urls(out: str | Path, split: str, manifest: dict | None = None) -> list[str]:

@@ -19,6 +19,7 @@ import os
 import sys
 from pathlib import Path
 
+from alignclip_plugins.io.atomic import atomic_write_text
 from alignclip_plugins.tables.spec import Figure, SpecError, Table, load_specs
 
 
@@ -119,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
             text = render_table(
                 spec, index, model=args.model, data=args.data, script=script_for(name)
             ).markdown
-        (out / f"{_slug(name)}.md").write_text(text, encoding="utf-8")
+        atomic_write_text(out / f"{_slug(name)}.md", text)
         documents.append(text)
     print("\n".join(documents))
     print(f"(written to {out})", file=sys.stderr)

@@ -12,6 +12,7 @@ import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from alignclip_plugins.io.atomic import atomic_save_figure
 from alignclip_plugins.tables.results import ResultIndex, curve
 from alignclip_plugins.tables.spec import Figure
 
@@ -217,6 +218,6 @@ def plot(
     fig.text(0.01, 0.01, wrapped, fontsize=7, va="bottom", ha="left")
     lines = wrapped.count("\n") + 1
     fig.tight_layout(rect=(0, 0.03 + 0.025 * lines, 1, 0.95))
-    fig.savefig(path, format="png")
+    atomic_save_figure(fig, path, format="png")
     plt.close(fig)
     return path

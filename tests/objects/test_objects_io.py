@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import sys
 import tarfile
 
 import pytest
 
-from alignclip_plugins.objects.atomic import atomic_writer, remove_stale_temporaries
 from alignclip_plugins.objects.captions import (
     ReadStats,
     expand_inputs,
@@ -135,27 +132,6 @@ def test_bad_sidecar_line_is_named(tmp_path):
     path.write_text('{"key": "1", "objects": []}\n{"key": 2, "objects": []}\n')
     with pytest.raises(ValueError, match=r"s\.objects\.jsonl, line 2"):
         read_sidecar(path)
-
-
-def test_atomic_writer_leaves_old_file_on_error(tmp_path):
-    path = tmp_path / "f.objects.jsonl"
-    path.write_text("old\n")
-    with pytest.raises(RuntimeError):
-        with atomic_writer(path) as f:
-            f.write("new, partial")
-            raise RuntimeError("crash")
-    assert path.read_text() == "old\n"
-    assert [p.name for p in tmp_path.iterdir()] == ["f.objects.jsonl"]
-    import subprocess
-
-    finished = subprocess.Popen([sys.executable, "-c", "pass"])
-    finished.wait()
-    dead = tmp_path / f".g.objects.jsonl.{finished.pid}.abc123.tmp"
-    dead.write_text("left by a killed run")
-    running = tmp_path / f".h.objects.jsonl.{os.getpid()}.xyz.tmp"
-    running.write_text("being written by a live process")
-    assert remove_stale_temporaries(tmp_path, ".objects.jsonl") == 1
-    assert not dead.exists() and running.exists()
 
 
 def test_compressed_shards_are_read(tmp_path):

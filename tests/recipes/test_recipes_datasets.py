@@ -6,11 +6,11 @@ import json
 
 import pytest
 
+from alignclip_plugins.io.shards import expand_patterns as expand
 from alignclip_plugins.recipes.command import steps_per_epoch
 from alignclip_plugins.recipes.datasets import (
     TrainDataError,
     compress,
-    expand,
     resolve_train_data,
     select_subset,
 )

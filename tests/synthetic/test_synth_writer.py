@@ -1,4 +1,4 @@
-"""Shard files: deterministic tars, atomic writes, completeness checks."""
+"""Shard files: deterministic tars, no partial file on a failed write, completeness checks."""
 
 import tarfile
 
@@ -6,12 +6,10 @@ import pytest
 
 from alignclip_plugins.synthetic.writer import (
     TAR_MTIME,
-    remove_temporaries,
     shard_name,
     shard_pattern,
     tar_is_complete,
     write_tar_atomic,
-    write_text_atomic,
 )
 
 MEMBERS = [
@@ -52,13 +50,6 @@ def test_failed_write_leaves_neither_file_nor_temporary(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_write_replaces_existing_file(tmp_path):
-    path = tmp_path / "a.txt"
-    write_text_atomic(path, "one")
-    write_text_atomic(path, "two\n")
-    assert path.read_text() == "two\n" and [p.name for p in tmp_path.iterdir()] == ["a.txt"]
-
-
 def test_completeness_check(tmp_path):
     path = tmp_path / "x.tar"
     write_tar_atomic(path, MEMBERS)
@@ -67,11 +58,3 @@ def test_completeness_check(tmp_path):
     assert not tar_is_complete(tmp_path / "missing.tar", 3)
     path.write_bytes(path.read_bytes()[:700])  # truncated mid-member
     assert not tar_is_complete(path, 3)
-
-
-def test_remove_temporaries(tmp_path):
-    (tmp_path / ".train-000000.tar.123.tmp").write_bytes(b"partial")
-    (tmp_path / "train-000001.tar").write_bytes(b"keep")
-    remove_temporaries(tmp_path)
-    remove_temporaries(tmp_path / "absent")
-    assert [p.name for p in tmp_path.iterdir()] == ["train-000001.tar"]
