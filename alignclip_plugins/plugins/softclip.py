@@ -27,17 +27,17 @@ import torch.nn.functional as F
 from alignclip_plugins import batching
 from alignclip_plugins.hookspecs import hookimpl
 from alignclip_plugins.host import unwrap
+from alignclip_plugins.io.shards import expand_patterns
 from alignclip_plugins.losses import softclip as softclip_losses
 from alignclip_plugins.models.roi_encoder import MODES, build_roi_encoder
 from alignclip_plugins.models.text_trim import encode_text_trimmed
-from alignclip_plugins.rois.shards import expand_shards
+from alignclip_plugins.rois.check import check_sidecars
 from alignclip_plugins.rois.stage import PadTokens, RoiSampleStage, pad_id_of
 from alignclip_plugins.rois.storage import (
     DEFAULT_MAX_ROIS,
     MAX_ROIS_LIMIT,
     ROI_DIM,
     RoiDataError,
-    check_sidecars,
 )
 
 log = logging.getLogger(__name__)
@@ -132,7 +132,7 @@ def configure(args: argparse.Namespace) -> None:
             f"{args.dataset_type} is not supported"
         )
     try:
-        check_sidecars(args.softclip_rois, expand_shards(args.train_data), ROI_DIM)
+        check_sidecars(args.softclip_rois, expand_patterns(args.train_data), ROI_DIM)
     except RoiDataError as exc:
         raise ValueError(f"--plugins softclip: {exc}") from None
 

@@ -2,13 +2,13 @@
 
 * ``convert-vinvl``: VinVL / Oscar detector TSVs -> sidecars, joined to shards by key;
 * ``oracle``: the embedded dataset's oracle-detector sidecars;
-* ``check``: whether every shard of a ``--train-data`` pattern has a usable sidecar.
+* ``check``: whether every shard of a ``--train-data`` pattern has a sidecar that training
+  reads without a fault (see :mod:`alignclip_plugins.rois.check`).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from pathlib import Path
@@ -63,17 +63,25 @@ def build_parser() -> argparse.ArgumentParser:
     oracle.add_argument("--max-rois", type=_max_rois, default=DEFAULT_MAX_ROIS)
     oracle.add_argument("--no-progress", action="store_true")
 
-    check = sub.add_parser("check", help="check the sidecars of a set of shards")
-    check.add_argument("--shards", nargs="+", required=True)
+    check = sub.add_parser(
+        "check",
+        help="verify the sidecars of a set of shards (everything training reads)",
+        description="Verify every shard's ROI sidecar as training will read it: array files "
+        "and their shapes against the sample count, every samples.jsonl line, every key of "
+        "the shard, every ROI vector finite. Each fault names the file, line or row and key.",
+    )
+    check.add_argument("--shards", nargs="+", required=True,
+                       help="webdataset shards (brace patterns and '::' lists as --train-data)")  # fmt: skip
     check.add_argument("--rois", type=Path, default=None,
                        help="sidecar directory (default: next to each shard)")  # fmt: skip
+    check.add_argument("--no-progress", action="store_true")
     return parser
 
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    from alignclip_plugins.rois.shards import expand_shards
+    from alignclip_plugins.io.shards import expand_shards
 
     try:
         if args.command == "oracle":
@@ -86,13 +94,16 @@ def main(argv: list[str]) -> int:
                   f"{done['skipped']} already there")  # fmt: skip
             return 0
         if args.command == "check":
-            from alignclip_plugins.rois.storage import check_sidecars
+            from alignclip_plugins.rois.check import format_verification, verify_sidecars
 
-            urls = expand_shards(args.shards)
-            check_sidecars(args.rois, urls)
-            print(f"{len(urls)} shard(s): every ROI sidecar is present and 2052-d")
+            urls = expand_shards(args.shards, must_exist=False)  # sidecars may be elsewhere
+            result = verify_sidecars(args.rois, urls, progress=not args.no_progress)
+            if not result.ok:
+                print(f"alignclip rois check: {format_verification(result)}", file=sys.stderr)
+                return 1
+            print(format_verification(result))
             return 0
-        from alignclip_plugins.rois.vinvl import SUMMARY_FILE, Converter
+        from alignclip_plugins.rois.vinvl import SUMMARY_FILE, Converter, update_summary
 
         shards = expand_shards(args.shards)
         converter = Converter(
@@ -101,17 +112,19 @@ def main(argv: list[str]) -> int:
             image_sizes=not args.no_image_sizes,
         )  # fmt: skip
         report = converter.run(shards)
-    except (RoiDataError, ValueError, FileNotFoundError) as e:
+        out_dir = args.out or Path(shards[0]).parent
+        summary = update_summary(out_dir / SUMMARY_FILE, report)
+    except (RoiDataError, ValueError, OSError) as e:
         print(f"alignclip rois {args.command}: error: {e}", file=sys.stderr)
         return 1
-    summary = report.as_dict()
-    out_dir = args.out or Path(shards[0]).parent
-    (out_dir / SUMMARY_FILE).write_text(
-        json.dumps({**summary, "bad_row_list": report.bad_rows}, indent=1) + "\n"
-    )
+    total = summary["total"]
     print(
-        f"convert-vinvl: {report.shards_written} shard(s) written, {report.shards_skipped} "
-        f"skipped (done before); {report.samples} samples, {report.missing} not in the "
-        f"TSVs, {len(report.bad_rows)} bad rows, {report.without_rois} without ROIs"
+        f"convert-vinvl: this run {report.shards_written} shard(s) written, "
+        f"{report.shards_skipped} skipped (done before); {report.samples} samples, "
+        f"{report.missing} not in the TSVs, {len(report.bad_rows)} bad rows, "
+        f"{report.without_rois} without ROIs\n"
+        f"all {total['shards']} converted shard(s): {total['samples']} samples, "
+        f"{total['missing']} not in the TSVs, {total['bad_rows']} bad rows, "
+        f"{total['without_rois']} without ROIs ({out_dir / SUMMARY_FILE})"
     )
     return 0

@@ -33,7 +33,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from alignclip_plugins.rois.shards import iter_samples
+from alignclip_plugins.io.shards import iter_samples
 from alignclip_plugins.rois.storage import (
     APPEARANCE_DIM,
     DEFAULT_MAX_ROIS,

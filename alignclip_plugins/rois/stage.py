@@ -11,18 +11,30 @@ shard's sidecar (:mod:`alignclip_plugins.rois.storage`) and adds
 The collators pad ``tag_text`` to the longest sentence of the batch only: tags are short,
 and the text tower then runs on those L positions (:mod:`alignclip_plugins.models.text_trim`).
 Each loader worker memory-maps the sidecars of the shards it reads (a few at a time).
+
+A damaged sidecar (a truncated array file, a bad ``samples.jsonl`` line, a sample without
+a row) stops training with an error naming the file, line and key. A sample whose stored
+ROI vectors hold NaN or inf is a counted skip instead: its ROIs are left out (all-False
+``roi_mask``, so SoftCLIP trains it with hard labels, as a sample without ROIs), the first
+keys are logged with their shard and sidecar, and each pass ends with the count. Nothing
+non-finite reaches a batch; ``alignclip rois check`` lists every such sample beforehand.
 """
 
 from __future__ import annotations
 
+import logging
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 
+import numpy as np
 import torch
 
-from alignclip_plugins.rois.storage import ROI_DIM, SidecarReader, sidecar_path
+from alignclip_plugins.rois.storage import ROI_DIM, NonFiniteRois, SidecarReader, sidecar_path
+
+log = logging.getLogger(__name__)
 
 OPEN_SIDECARS = 4  # per worker; shards are read one after another
+LOGGED_SKIPS = 5  # non-finite samples logged one by one per pass (then only counted)
 
 
 def pad_id_of(tokenizer) -> int:
@@ -107,10 +119,12 @@ class RoiSampleStage:
         self.pad_id = pad_id_of(tokenizer) if pad_id is None else int(pad_id)
         self.tags = TagTokenizer(tokenizer, self.pad_id)
         self._readers: OrderedDict[str, SidecarReader] = OrderedDict()
+        self.nonfinite: list[str] = []  # "key of shard" of this pass's skipped samples
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
         state["_readers"] = OrderedDict()  # memory maps are opened per process
+        state["nonfinite"] = []
         return state
 
     def reader(self, url: str) -> SidecarReader:
@@ -125,8 +139,17 @@ class RoiSampleStage:
         return reader
 
     def fields(self, key: str, url: str) -> dict:
-        """The three fields of sample ``key`` of shard ``url``."""
-        feats, n, tags = self.reader(url).padded(key, self.max_rois)
+        """The three fields of sample ``key`` of shard ``url`` (no ROIs if they are not finite)."""
+        try:
+            feats, n, tags = self.reader(url).padded(key, self.max_rois)
+        except NonFiniteRois as e:
+            self.nonfinite.append(f"{key!r} of {url}")
+            if len(self.nonfinite) <= LOGGED_SKIPS:
+                log.warning(
+                    "softclip ROIs: %s; its ROIs are left out (trained with hard labels)", e
+                )
+            feats = np.zeros((self.max_rois, self.dim), dtype=np.float16)
+            n, tags = 0, []
         mask = torch.zeros(self.max_rois, dtype=torch.bool)
         mask[:n] = True
         return {
@@ -136,9 +159,21 @@ class RoiSampleStage:
         }
 
     def __call__(self, src: Iterable[dict]) -> Iterator[dict]:
-        for sample in src:
-            sample.update(self.fields(sample["__key__"], sample["__url__"]))
-            yield sample
+        self.nonfinite = []
+        try:
+            for sample in src:
+                sample.update(self.fields(sample["__key__"], sample["__url__"]))
+                yield sample
+        finally:
+            if self.nonfinite:
+                shown = ", ".join(self.nonfinite[:LOGGED_SKIPS])
+                log.warning(
+                    "softclip ROIs: %d sample(s) of this pass (one loader worker) had NaN or inf "
+                    "ROI vectors and were trained without ROIs (first: %s); `alignclip rois "
+                    "check` lists them all",
+                    len(self.nonfinite),
+                    shown,
+                )
 
 
 class PadTokens:

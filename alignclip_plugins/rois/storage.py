@@ -22,13 +22,19 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import shutil
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from alignclip_plugins.io.atomic import (
+    make_temporary_directory,
+    publish_directory,
+    remove_stale_temporaries,
+)
+from alignclip_plugins.io.shards import ShardNameError, is_local, shard_stem
 
 FORMAT = 1
 ROI_DIM = 2052  # 2048 appearance + 4 box coordinates
@@ -36,12 +42,28 @@ APPEARANCE_DIM = 2048
 DEFAULT_MAX_ROIS = 10
 SIDECAR_SUFFIX = ".rois"
 MAX_ROIS_LIMIT = 255  # counts are uint8
-
-_SHARD_NAME = re.compile(r"([^/\s:]+?)\.(?:tar|tar\.gz|tgz)(?=$|[\s?#'\"])")
+SAMPLES_FILE = "samples.jsonl"
+ARRAY_FILES = ("features.npy", "confidences.npy", "counts.npy")
 
 
 class RoiDataError(ValueError):
-    """Unusable ROI data; the message names the shard (and sample key) and what to do."""
+    """Unusable ROI data; the message names the file or shard (and sample key) and what to do."""
+
+
+class RoiFileError(RoiDataError):
+    """A missing, truncated or damaged file of a sidecar: ``file`` and ``problem``."""
+
+    def __init__(self, file: str | os.PathLike, problem: str | None = None) -> None:
+        if problem is None:  # re-created from its message alone (a DataLoader worker's error)
+            super().__init__(str(file))
+            self.file, self.problem = None, str(file)
+            return
+        self.file, self.problem = Path(file), problem
+        super().__init__(f"{file}: {problem}; {rewrite_hint(self.file.parent)}")
+
+
+class NonFiniteRois(RoiDataError):
+    """A sample whose stored ROI vectors hold NaN or inf."""
 
 
 @dataclass(frozen=True)
@@ -59,22 +81,6 @@ class RoiSample:
         return ", ".join(self.tags)
 
 
-def shard_stem(url: str | os.PathLike) -> str:
-    """``.../train-000003.tar`` (or a ``pipe:`` command naming it) -> ``train-000003``."""
-    text = str(url)
-    found = _SHARD_NAME.findall(text)
-    if not found:
-        raise RoiDataError(
-            f"cannot tell the shard name of {text!r}: ROI sidecars are matched to shards by "
-            "their file name (NAME.tar, NAME.tar.gz or NAME.tgz)"
-        )
-    return found[-1]
-
-
-def is_local(url: str) -> bool:
-    return "://" not in url and not url.startswith("pipe:")
-
-
 def sidecar_path(root: str | os.PathLike | None, url: str | os.PathLike) -> Path:
     """The sidecar directory of shard ``url`` in ``root`` (default: the shard's directory)."""
     url = str(url)
@@ -85,7 +91,20 @@ def sidecar_path(root: str | os.PathLike | None, url: str | os.PathLike) -> Path
                 "--softclip-rois DIR"
             )
         root = Path(url).parent
-    return Path(root) / f"{shard_stem(url)}{SIDECAR_SUFFIX}"
+    try:
+        stem = shard_stem(url)
+    except ShardNameError as e:
+        raise RoiDataError(str(e)) from None
+    return Path(root) / f"{stem}{SIDECAR_SUFFIX}"
+
+
+def rewrite_hint(path: str | os.PathLike | None = None) -> str:
+    """What to do about a damaged sidecar directory ``path`` (None: any)."""
+    what = f"delete {path}" if path is not None else "delete its directory"
+    return (
+        f"{what} and rerun the command that wrote it (`alignclip rois convert-vinvl` or "
+        "`alignclip rois oracle`; they skip the shards that still have a sidecar)"
+    )
 
 
 def is_complete(path: str | os.PathLike) -> bool:
@@ -94,88 +113,156 @@ def is_complete(path: str | os.PathLike) -> bool:
 
 
 def read_meta(path: str | os.PathLike) -> dict:
+    """The ``meta.json`` of sidecar ``path``, checked (format version, sample count)."""
     path = Path(path)
     try:
         meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise RoiDataError(f"ROI sidecar {path} is missing (no {path / 'meta.json'})") from None
-    except ValueError as e:
-        raise RoiDataError(f"ROI sidecar {path}: unreadable meta.json ({e}); rewrite it") from e
-    if meta.get("format") != FORMAT:
+    except (ValueError, OSError) as e:
+        raise RoiFileError(path / "meta.json", f"unreadable ({e})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        found = meta.get("format") if isinstance(meta, dict) else None
         raise RoiDataError(
-            f"ROI sidecar {path} has format {meta.get('format')!r}; this version reads format "
+            f"ROI sidecar {path} has format {found!r}; this version reads format "
             f"{FORMAT}: delete it and convert again"
         )
+    if not isinstance(meta.get("num_samples"), int) or meta["num_samples"] < 0:
+        raise RoiFileError(path / "meta.json", "no valid 'num_samples'")
     return meta
 
 
-def check_sidecars(
-    root: str | os.PathLike | None, urls: Sequence[str], dim: int = ROI_DIM
-) -> list[Path]:
-    """The sidecar of every shard in ``urls``, checked cheaply (no features read).
+def load_array(path: str | os.PathLike, name: str, mmap: bool = True) -> np.ndarray:
+    """Array file ``name`` of sidecar ``path`` (memory-mapped unless ``mmap`` is False).
 
-    Raises :class:`RoiDataError` listing the shards whose sidecar is missing, incomplete or
-    holds vectors of another size than ``dim``, with the command that writes them.
+    A missing, truncated or damaged file raises :class:`RoiFileError` naming it.
     """
-    missing, wrong, paths = [], [], []
-    for url in urls:
-        path = sidecar_path(root, url)
-        paths.append(path)
-        if not is_complete(path):
-            missing.append(f"{url} (expected {path})")
-            continue
-        meta = read_meta(path)
-        shape = np.load(path / "features.npy", mmap_mode="r").shape
-        if meta.get("dim") != dim or len(shape) != 3 or shape[2] != dim:
-            wrong.append(f"{path}: vectors of size {shape[-1]}, expected {dim}")
-        elif shape[0] != meta.get("num_samples"):
-            wrong.append(f"{path}: {shape[0]} rows, meta.json says {meta.get('num_samples')}")
-    problems = []
-    if missing:
-        listed = "\n  ".join(missing[:10]) + (
-            f"\n  ... and {len(missing) - 10} more" if len(missing) > 10 else ""
-        )
-        problems.append(
-            f"{len(missing)} of {len(urls)} shard(s) have no ROI sidecar:\n  {listed}\n"
-            "Write them with `alignclip rois convert-vinvl` (detector outputs) or "
-            "`alignclip rois oracle DATA_DIR` (the embedded dataset), or point "
-            "--softclip-rois at the directory that holds them."
-        )
-    if wrong:
-        problems.append("ROI sidecars with the wrong feature size:\n  " + "\n  ".join(wrong[:10]))
-    if problems:
-        raise RoiDataError("\n".join(problems))
-    return paths
+    file = Path(path) / name
+    try:
+        return np.load(file, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except FileNotFoundError:
+        raise RoiFileError(file, "missing") from None
+    except (ValueError, OSError, EOFError) as e:
+        raise RoiFileError(file, f"truncated or damaged ({e})") from None
+
+
+def shape_problems(
+    meta: dict,
+    features: np.ndarray,
+    confidences: np.ndarray,
+    counts: np.ndarray,
+    dim: int | None = ROI_DIM,
+) -> list[tuple[str, str]]:
+    """``(file name, problem)`` for every array whose shape, type or values disagree with
+    ``meta.json`` (``num_samples`` n, ``max_rois`` K) and ``dim``: features (n, K, dim)
+    float16, confidences (n, K), counts (n,) uint8 with every count <= K."""
+    n, k = meta["num_samples"], meta.get("max_rois")
+    out: list[tuple[str, str]] = []
+    if features.ndim != 3:
+        out.append(("features.npy", f"shape {features.shape}, expected (n, K, D)"))
+    else:
+        if dim is not None and (features.shape[2] != dim or meta.get("dim", dim) != dim):
+            out.append(("features.npy", f"vectors of size {features.shape[2]}, expected {dim}"))
+        if features.shape[0] != n:
+            out.append(("features.npy", f"{features.shape[0]} rows, meta.json says {n} samples"))
+        if k is not None and features.shape[1] != k:
+            out.append(("features.npy", f"{features.shape[1]} ROI slots, meta.json says {k}"))
+        if features.dtype != np.float16:
+            out.append(("features.npy", f"dtype {features.dtype}, expected float16"))
+    slots = features.shape[1] if features.ndim == 3 else k
+    if confidences.shape != (n, slots):
+        out.append(("confidences.npy", f"shape {confidences.shape}, expected {(n, slots)}"))
+    if counts.shape != (n,) or counts.dtype != np.uint8:
+        out.append(("counts.npy", f"shape {counts.shape} {counts.dtype}, expected ({n},) uint8"))
+    elif n and slots is not None and int(counts.max()) > slots:
+        row = int(np.argmax(counts > slots))
+        out.append(("counts.npy", f"row {row} counts {int(counts[row])} ROIs in {slots} slots"))
+    return out
+
+
+def parse_sample_line(line: str) -> tuple[str, list[str]]:
+    """``(key, tags)`` of one ``samples.jsonl`` line; ValueError saying what is wrong."""
+    try:
+        record = json.loads(line)
+    except ValueError as e:
+        raise ValueError(f"not JSON ({e})") from None
+    if not isinstance(record, dict):
+        raise ValueError('expected {"key": ..., "tags": [...]}')
+    key, tags = record.get("key"), record.get("tags")
+    if not isinstance(key, str) or not key:
+        raise ValueError(f"'key' must be a non-empty string, got {key!r}")
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        raise ValueError(f"'tags' of key {key!r} must be a list of strings")
+    return key, tags
+
+
+def iter_sample_lines(path: str | os.PathLike) -> Iterator[tuple[int, str]]:
+    """``(line number, text)`` of every line of a sidecar's ``samples.jsonl``."""
+    file = Path(path) / SAMPLES_FILE
+    try:
+        with open(file, encoding="utf-8") as f:
+            yield from enumerate(f, start=1)
+    except FileNotFoundError:
+        raise RoiFileError(file, "missing") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise RoiFileError(file, f"unreadable ({e})") from None
+
+
+def nonfinite_slots(features: np.ndarray) -> np.ndarray:
+    """Per ROI slot of float16 ``features`` (..., D), whether its vector holds NaN or inf.
+
+    An integer test (all exponent bits set), no float conversion: cheap enough per sample.
+    """
+    return ((features.view(np.uint16) & 0x7C00) == 0x7C00).any(axis=-1)
 
 
 class SidecarReader:
-    """One shard's ROI sidecar: key lookup over memory-mapped features."""
+    """One shard's ROI sidecar: key lookup over memory-mapped features.
+
+    Opening it checks what every lookup relies on (array files complete and of the right
+    shapes, every ``samples.jsonl`` line); a fault raises :class:`RoiDataError` naming the
+    file (and line, key). Vectors are checked for NaN / inf when a sample is read.
+    """
 
     def __init__(self, path: str | os.PathLike, dim: int | None = ROI_DIM) -> None:
         self.path = Path(path)
         self.meta = read_meta(self.path)
         self.shard = self.meta.get("shard", self.path.name)
-        self.features = np.load(self.path / "features.npy", mmap_mode="r")
-        self.confidences = np.load(self.path / "confidences.npy", mmap_mode="r")
-        self.counts = np.load(self.path / "counts.npy")
-        n = int(self.meta["num_samples"])
-        if dim is not None and self.features.shape[2:] != (dim,):
+        self.features = load_array(self.path, "features.npy", mmap=True)
+        self.confidences = load_array(self.path, "confidences.npy", mmap=True)
+        self.counts = load_array(self.path, "counts.npy", mmap=False)
+        problems = shape_problems(self.meta, self.features, self.confidences, self.counts, dim)
+        if problems:
+            name, problem = problems[0]
             raise RoiDataError(
-                f"ROI sidecar {self.path} (shard {self.shard}) holds vectors of size "
-                f"{self.features.shape[-1]}, expected {dim}: convert the detector outputs again"
+                f"ROI sidecar {self.path} (shard {self.shard}): {name}: {problem}; "
+                f"{rewrite_hint(self.path)}"
             )
-        if self.features.shape[0] != n or self.counts.shape != (n,):
-            raise RoiDataError(f"ROI sidecar {self.path} is inconsistent: rewrite it")
+        n = int(self.meta["num_samples"])
         self.keys: list[str] = []
         self.tags: list[list[str]] = []
-        with open(self.path / "samples.jsonl", encoding="utf-8") as f:
-            for line in f:
-                record = json.loads(line)
-                self.keys.append(record["key"])
-                self.tags.append(record["tags"])
+        self.index: dict[str, int] = {}
+        file = self.path / SAMPLES_FILE
+        for number, line in iter_sample_lines(self.path):
+            try:
+                key, tags = parse_sample_line(line)
+            except ValueError as e:
+                raise RoiDataError(
+                    f"{file}, line {number}: {e}; {rewrite_hint(self.path)}"
+                ) from None
+            if key in self.index:
+                raise RoiDataError(
+                    f"{file}, line {number}: key {key!r} repeats line {self.index[key] + 1}; "
+                    f"{rewrite_hint(self.path)}"
+                )
+            self.index[key] = len(self.keys)
+            self.keys.append(key)
+            self.tags.append(tags)
         if len(self.keys) != n:
-            raise RoiDataError(f"ROI sidecar {self.path}: {len(self.keys)} keys for {n} rows")
-        self.index = {k: i for i, k in enumerate(self.keys)}
+            raise RoiDataError(
+                f"{file}: {len(self.keys)} lines for {n} samples (meta.json); "
+                f"{rewrite_hint(self.path)}"
+            )
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -192,20 +279,20 @@ class SidecarReader:
             )
         return row
 
-    def _check_finite(self, key: str, feats: np.ndarray) -> None:
-        # float16 NaN / inf: all exponent bits set (an integer test, no float conversion)
-        bad = (feats.view(np.uint16) & 0x7C00) == 0x7C00
+    def _check_finite(self, key: str, row: int, feats: np.ndarray) -> None:
+        bad = nonfinite_slots(feats)
         if bad.any():
-            raise RoiDataError(
-                f"sample {key!r} of shard {self.shard}: {int(bad.any(axis=1).sum())} ROI "
-                f"vector(s) hold NaN or inf (sidecar {self.path}); fix or convert the detector "
-                "outputs again"
+            raise NonFiniteRois(
+                f"sample {key!r} of shard {self.shard}: {int(bad.sum())} ROI vector(s) hold "
+                f"NaN or inf ({self.path / 'features.npy'}, row {row}); fix or convert the "
+                "detector outputs again"
             )
 
     def padded(self, key: str, max_rois: int) -> tuple[np.ndarray, int, list[str]]:
         """(features (max_rois, D) float16 zero-padded, ROI count, tags) of sample ``key``.
 
-        The training fast path: one copy of the sample's rows, an integer NaN/inf test.
+        The training fast path: one copy of the sample's rows, an integer NaN/inf test
+        (:class:`NonFiniteRois` when it fails).
         """
         row = self._row(key)
         n = min(int(self.counts[row]), max_rois)
@@ -216,7 +303,7 @@ class SidecarReader:
             feats = np.concatenate(
                 [feats, np.zeros((max_rois - stored, feats.shape[1]), feats.dtype)]
             )
-        self._check_finite(key, feats[:n])
+        self._check_finite(key, row, feats[:n])
         return feats, n, self.tags[row][:n]
 
     def get(self, key: str, max_rois: int | None = None) -> RoiSample:
@@ -230,7 +317,7 @@ class SidecarReader:
         if max_rois is not None:
             n = min(n, max_rois)
         feats = np.array(self.features[row, :n])  # copy only this sample's rows
-        self._check_finite(key, feats)
+        self._check_finite(key, row, feats)
         return RoiSample(
             key, feats, np.array(self.confidences[row, :n], dtype=np.float32), self.tags[row][:n]
         )
@@ -288,11 +375,7 @@ class SidecarWriter:
         self.shard = Path(shard).name
         self.final = self.root / f"{shard_stem(self.shard)}{SIDECAR_SUFFIX}"
         self.n, self.k, self.dim, self.source = int(num_samples), int(max_rois), int(dim), source
-        self.root.mkdir(parents=True, exist_ok=True)
-        self.tmp = self.root / f".{self.final.name}.{os.getpid()}.tmp"
-        if self.tmp.exists():
-            shutil.rmtree(self.tmp)
-        self.tmp.mkdir()
+        self.tmp = make_temporary_directory(self.final)
         self.features = np.lib.format.open_memmap(
             self.tmp / "features.npy", mode="w+", dtype=np.float16, shape=(self.n, self.k, dim)
         )
@@ -337,7 +420,7 @@ class SidecarWriter:
         del self.features
         np.save(self.tmp / "confidences.npy", self.confidences)
         np.save(self.tmp / "counts.npy", self.counts)
-        with open(self.tmp / "samples.jsonl", "w", encoding="utf-8") as f:
+        with open(self.tmp / SAMPLES_FILE, "w", encoding="utf-8") as f:
             for record in self.records:
                 f.write(json.dumps(record, ensure_ascii=False) + "\n")
         meta = {
@@ -351,15 +434,11 @@ class SidecarWriter:
             **extra_meta,
         }
         (self.tmp / "meta.json").write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
-        for name in ("features.npy", "confidences.npy", "counts.npy", "samples.jsonl", "meta.json"):
-            with open(self.tmp / name, "rb") as f:
-                os.fsync(f.fileno())
-        try:
-            os.rename(self.tmp, self.final)
-        except OSError:
-            if not is_complete(self.final):
-                raise
-            shutil.rmtree(self.tmp)  # another process finished this shard first
+        if not publish_directory(self.tmp, self.final) and not is_complete(self.final):
+            raise RoiDataError(
+                f"{self.final} exists but is not a complete sidecar (no meta.json): delete it "
+                "and rerun"
+            )  # (complete: another process finished this shard first)
         return self.final
 
     def abort(self) -> None:
@@ -391,22 +470,6 @@ def write_sidecar(
 
 
 def remove_temporaries(root: str | os.PathLike) -> int:
-    """Delete the temporary directories of interrupted writers in ``root``."""
-    removed = 0
-    for tmp in Path(root).glob(f".*{SIDECAR_SUFFIX}.*.tmp"):
-        pid = tmp.name.split(".")[-2]
-        if pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid)):
-            continue
-        shutil.rmtree(tmp, ignore_errors=True)
-        removed += 1
-    return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True
-    return True
+    """Delete the temporary directories of interrupted writers in ``root`` (those of live
+    processes are kept); returns how many were removed."""
+    return remove_stale_temporaries(root, SIDECAR_SUFFIX)

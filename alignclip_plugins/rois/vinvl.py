@@ -35,148 +35,43 @@ import io
 import json
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from alignclip_plugins.objects.atomic import atomic_write_text
-from alignclip_plugins.rois.shards import IMAGE_EXTS, iter_samples, local_shard
+from alignclip_plugins.io.atomic import atomic_write_text
+from alignclip_plugins.io.shards import iter_samples, local_shard
 from alignclip_plugins.rois.storage import (
     APPEARANCE_DIM,
     DEFAULT_MAX_ROIS,
     ROI_DIM,
+    RoiDataError,
     SidecarWriter,
     is_complete,
+    read_meta,
     remove_temporaries,
     sidecar_path,
 )
+from alignclip_plugins.rois.tsv import NO_TAB, TsvSet
 
 log = logging.getLogger(__name__)
 
+IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")  # members whose header gives the image size
 FEATURE_DIMS = (APPEARANCE_DIM, APPEARANCE_DIM + 4, APPEARANCE_DIM + 6)
 NO_ATTRIBUTE = ("", "__no_attribute__", "__background__")
 INDEX_DIR = ".tsv-index"
 SUMMARY_FILE = "convert-vinvl-summary.json"
+MISSING_META = "samples_missing_in_tsvs"  # meta.json: samples with no predictions row
 PRINTED_BAD_ROWS = 20
 
 
 class BadRow(ValueError):
     """A TSV row that cannot be used (the message says why)."""
-
-
-def normalise_key(key: str) -> str:
-    """``images/000123.jpg`` -> ``000123`` (webdataset keys have no directory or extension)."""
-    return key.replace("\\", "/").rsplit("/", 1)[-1].split(".", 1)[0]
-
-
-@dataclass
-class TsvFile:
-    """One TSV with a key -> (byte offset, line number) index built once and cached."""
-
-    path: Path
-    offsets: dict[str, tuple[int, int]] = field(default_factory=dict)
-    duplicates: int = 0
-    _handle: object = None
-
-    def index(self, cache_dir: Path | None, progress: bool) -> TsvFile:
-        stat = self.path.stat()
-        cache = None
-        if cache_dir is not None:
-            cache = cache_dir / f"{self.path.name}.{stat.st_size}.{stat.st_mtime_ns}.keys.tsv"
-            if cache.is_file():
-                for line in cache.read_text(encoding="utf-8").splitlines():
-                    key, offset, number = line.rsplit("\t", 2)
-                    self.offsets[key] = (int(offset), int(number))
-                return self
-        lineidx = Path(f"{self.path}.lineidx")
-        if not lineidx.is_file():
-            lineidx = self.path.with_suffix(".lineidx")
-        entries = self._from_lineidx(lineidx) if lineidx.is_file() else self._scan(progress)
-        for key, offset, number in entries:
-            if key in self.offsets:
-                self.duplicates += 1
-                if self.duplicates <= 5:
-                    log.warning("%s, line %d: key %r repeated; the first row is used",
-                                self.path, number, key)  # fmt: skip
-                continue
-            self.offsets[key] = (offset, number)
-        if cache is not None:
-            lines = (f"{k}\t{o}\t{n}\n" for k, (o, n) in self.offsets.items())
-            atomic_write_text(cache, "".join(lines))
-        return self
-
-    def _scan(self, progress: bool) -> Iterator[tuple[str, int, int]]:
-        size = self.path.stat().st_size
-        with (
-            open(self.path, "rb") as f,
-            tqdm(total=size, unit="B", unit_scale=True, desc=f"indexing {self.path.name}",
-                 disable=not progress) as bar,
-        ):  # fmt: skip
-            offset = 0
-            for number, line in enumerate(f, start=1):
-                tab = line.find(b"\t")
-                if tab > 0:
-                    yield line[:tab].decode("utf-8", "replace"), offset, number
-                offset += len(line)
-                bar.update(len(line))
-
-    def _from_lineidx(self, lineidx: Path) -> Iterator[tuple[str, int, int]]:
-        offsets = [int(x) for x in lineidx.read_text().split()]
-        with open(self.path, "rb") as f:
-            for number, offset in enumerate(offsets, start=1):
-                f.seek(offset)
-                head = f.read(512)
-                tab = head.find(b"\t")
-                if tab > 0:
-                    yield head[:tab].decode("utf-8", "replace"), offset, number
-
-    def read(self, key: str) -> tuple[bytes, int]:
-        """The row of ``key`` (without its key column) and its line number."""
-        offset, number = self.offsets[key]
-        if self._handle is None:
-            self._handle = open(self.path, "rb")  # noqa: SIM115 - kept open across rows
-        self._handle.seek(offset)
-        line = self._handle.readline().rstrip(b"\r\n")
-        return line.split(b"\t", 1)[1] if b"\t" in line else b"", number
-
-    def close(self) -> None:
-        if self._handle is not None:
-            self._handle.close()
-            self._handle = None
-
-
-class TsvSet:
-    """Several TSVs of one kind looked up by key (exact, else normalised)."""
-
-    def __init__(self, paths: Sequence[str | os.PathLike], cache_dir: Path | None, progress):
-        self.files = [TsvFile(Path(p)).index(cache_dir, progress) for p in paths]
-        self.normalised: dict[str, tuple[TsvFile, str]] = {}
-        for tsv in self.files:
-            for key in tsv.offsets:
-                self.normalised.setdefault(normalise_key(key), (tsv, key))
-
-    def find(self, key: str) -> tuple[TsvFile, str] | None:
-        for tsv in self.files:
-            if key in tsv.offsets:
-                return tsv, key
-        return self.normalised.get(normalise_key(key))
-
-    def read(self, key: str) -> tuple[bytes, str] | None:
-        """(row, "file:line") of ``key``, or None when no TSV has it."""
-        found = self.find(key)
-        if found is None:
-            return None
-        tsv, tsv_key = found
-        row, number = tsv.read(tsv_key)
-        return row, f"{tsv.path}:{number}"
-
-    def close(self) -> None:
-        for tsv in self.files:
-            tsv.close()
 
 
 def _decode_floats(text: str, what: str) -> np.ndarray:
@@ -317,9 +212,64 @@ class ConversionReport:
     missing: int = 0
     without_rois: int = 0
     bad_rows: list[dict] = field(default_factory=list)
+    sidecars: list[Path] = field(default_factory=list)  # of every shard, written or skipped
 
     def as_dict(self) -> dict:
-        return {**self.__dict__, "bad_rows": len(self.bad_rows)}
+        """The counts (``bad_rows``: how many)."""
+        counts = {k: v for k, v in self.__dict__.items() if k not in ("bad_rows", "sidecars")}
+        return {**counts, "bad_rows": len(self.bad_rows)}
+
+
+def update_summary(path: str | os.PathLike, report: ConversionReport) -> dict:
+    """Add this run to the summary file ``path`` and recompute its totals; returns it.
+
+    The summary lists every sidecar converted into its directory by any run; ``total``
+    (shards, samples, keys missing from the TSVs, bad rows, samples without ROIs) is
+    re-read from those sidecars' ``meta.json``, so a rerun that skips finished shards, or
+    rewrites a deleted one, keeps the counts of the whole conversion. ``last_run`` and
+    ``runs`` hold each run's own counts; ``bad_row_list`` every bad row of the total.
+    """
+    path = Path(path)
+    try:
+        previous = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        previous = {}
+    if not isinstance(previous, dict):
+        previous = {}
+    if "runs" in previous:
+        runs, listed = list(previous["runs"]), list(previous.get("sidecars", []))
+    else:  # a summary of an older version: its counts were one run's
+        runs = [{k: v for k, v in previous.items() if k != "bad_row_list"}] if previous else []
+        listed = []
+    finished = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
+    run = {"finished": finished, **report.as_dict()}
+    runs.append(run)
+    here = [os.path.relpath(p, path.parent) for p in report.sidecars]
+    total = {"shards": 0, "samples": 0, "missing": 0, "bad_rows": 0, "without_rois": 0}
+    bad_rows: list[dict] = []
+    kept = []
+    for name in dict.fromkeys(listed + here):
+        try:
+            meta = read_meta(path.parent / name)
+        except RoiDataError:
+            continue  # deleted since: no longer part of the conversion
+        kept.append(name)
+        rows = meta.get("bad_rows") or []
+        total["shards"] += 1
+        total["samples"] += int(meta["num_samples"])
+        total["missing"] += int(meta.get(MISSING_META, 0))
+        total["bad_rows"] += len(rows)
+        total["without_rois"] += int(meta.get("samples_without_rois", 0))
+        bad_rows += rows
+    summary = {
+        "total": total,
+        "last_run": run,
+        "runs": runs,
+        "sidecars": kept,
+        "bad_row_list": bad_rows,
+    }
+    atomic_write_text(path, json.dumps(summary, indent=1) + "\n")
+    return summary
 
 
 def _image_size(members: dict[str, bytes]) -> tuple[float, float] | None:
@@ -368,6 +318,9 @@ class Converter:
             found = self.hw.read(key)
             if found is None:
                 return None
+            if found[0] is None:
+                self._bad(found[1], key, f"hw TSV: {NO_TAB}")
+                return None
             try:
                 return parse_hw(found[0])
             except BadRow as e:
@@ -382,11 +335,17 @@ class Converter:
             self.report.missing += 1
             return empty
         prediction, where = found
+        if prediction is None:
+            self._bad(where, key, NO_TAB)
+            return empty
         feature_row = None
         if self.features is not None:
             frow = self.features.read(key)
             if frow is None:
                 self._bad(where, key, "no row for this key in the features TSV")
+                return empty
+            if frow[0] is None:
+                self._bad(frow[1], key, f"features TSV: {NO_TAB}")
                 return empty
             feature_row = frow[0]
         try:
@@ -399,6 +358,7 @@ class Converter:
         """Write the sidecar of one shard; None when it already exists (skipped)."""
         path = local_shard(str(shard))
         target = sidecar_path(self.out, path)
+        self.report.sidecars.append(target)
         if is_complete(target):
             self.report.shards_skipped += 1
             return None
@@ -406,7 +366,7 @@ class Converter:
             remove_temporaries(target.parent)
         exts = IMAGE_EXTS if self.image_sizes else ()
         keys = [key for key, _ in iter_samples(path)]
-        first_bad = len(self.report.bad_rows)
+        first_bad, first_missing = len(self.report.bad_rows), self.report.missing
         with SidecarWriter(
             target.parent, path.name, len(keys), max_rois=self.max_rois, source="vinvl"
         ) as writer:
@@ -415,7 +375,10 @@ class Converter:
                 writer.add(key, feats, conf, tags)
                 self.report.samples += 1
                 self.report.without_rois += int(len(feats) == 0)
-            done = writer.commit(bad_rows=self.report.bad_rows[first_bad:])
+            done = writer.commit(
+                bad_rows=self.report.bad_rows[first_bad:],
+                **{MISSING_META: self.report.missing - first_missing},
+            )
         self.report.shards_written += 1
         return done
 

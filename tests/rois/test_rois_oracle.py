@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from alignclip_plugins.rois import oracle as O
+from alignclip_plugins.rois.check import check_sidecars
 from alignclip_plugins.rois.cli import main as rois_main
-from alignclip_plugins.rois.storage import ROI_DIM, SidecarReader, check_sidecars
+from alignclip_plugins.rois.storage import ROI_DIM, SidecarReader
 from alignclip_plugins.synthetic import split_urls
 from alignclip_plugins.synthetic.classes import class_index
 from alignclip_plugins.synthetic.scene import render

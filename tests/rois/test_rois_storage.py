@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from alignclip_plugins.rois import storage as S
+from alignclip_plugins.rois.check import check_sidecars
 from alignclip_plugins.rois.stage import PadTokens, RoiSampleStage
 
 
@@ -74,19 +75,19 @@ def test_interrupted_writer_leaves_nothing_and_check_names_missing_shards(tmp_pa
     _write(tmp_path, [("x", *_record(rng, 1))], shard="a-000000.tar")
     urls = [str(tmp_path / "shards" / f"a-00000{i}.tar") for i in range(3)]
     with pytest.raises(S.RoiDataError) as err:
-        S.check_sidecars(tmp_path, urls)
+        check_sidecars(tmp_path, urls)
     message = str(err.value)
     assert "2 of 3 shard(s) have no ROI sidecar" in message
     assert "a-000001.tar" in message and "a-000002.tar" in message
     assert "alignclip rois oracle" in message and "convert-vinvl" in message
-    assert S.check_sidecars(tmp_path, urls[:1]) == [tmp_path / "a-000000.rois"]
+    assert check_sidecars(tmp_path, urls[:1]) == [tmp_path / "a-000000.rois"]
 
 
 def test_wrong_feature_size_and_nan_on_disk_are_named(tmp_path):
     rng = np.random.default_rng(3)
     _write(tmp_path, [("x", *_record(rng, 2, dim=2048))], shard="b-000000.tar", dim=2048)
     with pytest.raises(S.RoiDataError, match="b-000000.rois: vectors of size 2048, expected 2052"):
-        S.check_sidecars(tmp_path, ["b-000000.tar"])
+        check_sidecars(tmp_path, ["b-000000.tar"])
     with pytest.raises(S.RoiDataError, match="size 2048, expected 2052"):
         S.SidecarReader(tmp_path / "b-000000.rois")
     path = _write(tmp_path, [("k", *_record(rng, 2)), ("j", *_record(rng, 1))], shard="c.tar")

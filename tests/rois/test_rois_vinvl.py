@@ -11,6 +11,7 @@ from PIL import Image
 from alignclip_plugins.rois import storage as S
 from alignclip_plugins.rois import vinvl as V
 from alignclip_plugins.rois.cli import main as rois_main
+from alignclip_plugins.rois.tsv import normalise_key
 from alignclip_plugins.synthetic.writer import write_tar_atomic
 
 
@@ -82,8 +83,11 @@ def test_convert_predictions_top_k_tags_boxes_bad_rows_and_resume(tmp_path, capl
     b = S.SidecarReader(out / "part-000001.rois")
     assert b.get("b0").tags == ["dog"] and len(b.get("b1").features) == 0
     summary = json.loads((out / V.SUMMARY_FILE).read_text())
-    assert summary["samples"] == 5 and summary["missing"] == 1 and summary["bad_rows"] == 2
-    assert summary["without_rois"] == 3 and summary["shards_written"] == 2
+    run = summary["last_run"]
+    assert run["samples"] == 5 and run["missing"] == 1 and run["bad_rows"] == 2
+    assert run["without_rois"] == 3 and run["shards_written"] == 2
+    first_total = {"shards": 2, "samples": 5, "missing": 1, "bad_rows": 2, "without_rois": 3}
+    assert summary["total"] == first_total
     assert any("predictions.tsv:2" in r.message for r in caplog.records)
     assert list((out / V.INDEX_DIR).glob("predictions.tsv.*.keys.tsv"))  # cached index
 
@@ -93,8 +97,51 @@ def test_convert_predictions_top_k_tags_boxes_bad_rows_and_resume(tmp_path, capl
     shutil.rmtree(out / "part-000001.rois")
     assert rois_main(args) == 0
     summary = json.loads((out / V.SUMMARY_FILE).read_text())
-    assert summary["shards_skipped"] == 1 and summary["shards_written"] == 1
+    assert summary["last_run"]["shards_skipped"] == 1 and summary["last_run"]["shards_written"] == 1
+    # the rerun's own counts (part-000001 only) do not replace the conversion's totals
+    assert summary["last_run"]["missing"] == 1 and summary["last_run"]["bad_rows"] == 0
+    assert summary["total"] == first_total and len(summary["runs"]) == 2
+    assert {(r["line"], r["key"]) for r in summary["bad_row_list"]} == {(2, "a1"), (3, "a2")}
+    assert rois_main(args) == 0  # nothing left to do: totals stay, a third run is recorded
+    summary = json.loads((out / V.SUMMARY_FILE).read_text())
+    assert summary["last_run"]["shards_skipped"] == 2 and summary["last_run"]["samples"] == 0
+    assert summary["total"] == first_total and len(summary["runs"]) == 3
     assert S.SidecarReader(out / "part-000001.rois").get("b0").tags == ["dog"]
+
+
+def test_summary_of_an_older_version_becomes_the_first_run(tmp_path):
+    rng = np.random.default_rng(5)
+    shards = _shards(tmp_path, [["k0"]])
+    pred = _write_tsv(tmp_path / "p.tsv", [("k0", json.dumps({"objects": [_obj(rng, 1.0)]}))])
+    out = tmp_path / "o"
+    out.mkdir()
+    old = {"shards_written": 1, "samples": 1, "missing": 0, "bad_rows": 0, "bad_row_list": []}
+    (out / V.SUMMARY_FILE).write_text(json.dumps(old))
+    report = V.Converter([pred], out=out, progress=False).run([str(shards[0])])
+    summary = V.update_summary(out / V.SUMMARY_FILE, report)
+    assert summary["runs"][0] == {k: v for k, v in old.items() if k != "bad_row_list"}
+    assert summary["total"]["samples"] == 1 and summary["sidecars"] == ["part-000000.rois"]
+
+
+def test_row_without_a_tab_is_a_bad_row_not_a_missing_key(tmp_path):
+    # a row whose tab was lost (copied through a tool that turned it into spaces, or cut
+    # after the key) used to be skipped by the index, so its sample counted as "missing"
+    rng = np.random.default_rng(6)
+    shards = _shards(tmp_path, [["t0", "t1", "t2", "t3"]])
+    good = json.dumps({"objects": [_obj(rng, 1.0)]})
+    pred = tmp_path / "p.tsv"
+    pred.write_text(f"t0\t{good}\nt1 {good}\nt2\n\nt0x\t{good}\n")  # t3: no row at all
+    for lineidx in (False, True):
+        if lineidx:  # the same through a .lineidx file (offsets of every line)
+            lines = pred.read_bytes().splitlines(keepends=True)
+            offsets = np.cumsum([0] + [len(x) for x in lines[:-1]])
+            (tmp_path / "p.lineidx").write_text("".join(f"{o}\n" for o in offsets))
+        out = tmp_path / f"o{int(lineidx)}"
+        report = V.Converter([pred], out=out, progress=False).run([str(shards[0])])
+        assert report.missing == 1  # t3 only
+        assert [(r["key"], r["line"]) for r in report.bad_rows] == [("t1", 2), ("t2", 3)]
+        assert all(r["reason"] == V.NO_TAB for r in report.bad_rows)
+        assert S.SidecarReader(out / "part-000000.rois").get("t0").tags == ["brown dog"]
 
 
 def test_interrupted_conversion_leaves_no_partial_sidecar(tmp_path, monkeypatch):
@@ -165,4 +212,4 @@ def test_row_parsers_reject_bad_input():
     assert V.object_tag({"class": "car", "attr": ["red", "old"], "attr_conf": [0.2, 0.7]}) == (
         "old car"
     )
-    assert V.normalise_key("a/b/000123.jpg") == "000123"
+    assert normalise_key("a/b/000123.jpg") == "000123"
