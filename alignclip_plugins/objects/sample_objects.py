@@ -13,37 +13,21 @@ never holds the whole dataset's object sets.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
-import re
 from collections import Counter, OrderedDict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
-from alignclip_plugins.objects.captions import input_stem
+from alignclip_plugins.io.shards import shard_stem
+from alignclip_plugins.objects.run import CONFIG_FILE as PARSE_CONFIG_FILE
 from alignclip_plugins.objects.sidecar import SIDECAR_SUFFIX, iter_sidecar, sidecar_files
 
 log = logging.getLogger(__name__)
 
 # Enough for the shards a shuffle buffer of upstream's size (5,000 samples) spans.
 DEFAULT_MAX_CACHED_SAMPLES = 200_000
-
-_SHARD_NAME = re.compile(r"[^/\s'\"]+\.(?:tar|tgz|tar\.gz)\b", re.I)
-
-
-def shard_stem(url: str) -> str:
-    """The sidecar stem of a shard URL: ``s3://b/train-000003.tar`` -> ``train-000003``.
-
-    ``pipe:`` URLs (``pipe:aws s3 cp s3://b/train-000003.tar -``) use the last shard file
-    name in the command.
-    """
-    url = str(url)
-    if url.startswith("pipe:"):
-        names = _SHARD_NAME.findall(url)
-        if names:
-            return input_stem(names[-1])
-    name = url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
-    return input_stem(name)
 
 
 class SidecarIndex:
@@ -210,6 +194,9 @@ def missing_sidecars_message(
 
     ``inputs`` are the shard patterns to parse (default: the missing shards); shards already
     parsed are skipped by ``alignclip objects parse``, so the whole training set is fine.
+    The command uses the parser the existing sidecars were made with (recorded in the
+    ``parse-config.json`` next to them: ``alignclip objects parse`` refuses to mix parsers in
+    one directory); without one, the default parser.
     """
     shown = "\n  ".join(urls[:10]) + (f"\n  ... ({len(urls) - 10} more)" if len(urls) > 10 else "")
     where = ", ".join(str(p) for p in locations)
@@ -217,10 +204,53 @@ def missing_sidecars_message(
     if out is None:
         out = locations[0].parent if locations else Path("OBJECTS_DIR")
     patterns = " ".join(f"'{p}'" for p in (inputs or urls))
+    config = _parse_config(out)
+    escape = "--alignclip-allow-missing-sidecars to train those samples with empty object sets"
+    if config is None:
+        return (
+            f"{len(urls)} training shard(s) have no object sidecar in {where}:\n  {shown}\n"
+            f"write them with (shards already parsed are skipped):\n"
+            f"  alignclip objects parse {patterns} --out {out}\n"
+            f"(add --parser vocab --vocabulary FILE for a fixed vocabulary), or pass {escape}"
+        )
+    options, note = parser_options(config)
     return (
         f"{len(urls)} training shard(s) have no object sidecar in {where}:\n  {shown}\n"
-        f"write them with (shards already parsed are skipped):\n"
-        f"  alignclip objects parse {patterns} --out {out}\n"
-        "(add --parser vocab --vocabulary FILE for a fixed vocabulary), or pass "
-        "--alignclip-allow-missing-sidecars to train those samples with empty object sets"
+        f"write them with the parser the other sidecars were made with "
+        f"({out / PARSE_CONFIG_FILE}; shards already parsed are skipped):\n"
+        f"  alignclip objects parse {patterns}{options} --out {out}\n"
+        f"{note}or pass {escape}"
     )
+
+
+def _parse_config(directory: Path) -> dict | None:
+    try:
+        config = json.loads((directory / PARSE_CONFIG_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return config if isinstance(config, dict) and config.get("parser") else None
+
+
+def parser_options(config: dict) -> tuple[str, str]:
+    """The ``alignclip objects parse`` options that reproduce a recorded parser identity
+    (``parse-config.json``), and a note on what the user must fill in ("" if nothing)."""
+    parser = config["parser"]
+    if parser == "vocab":
+        sha = str(config.get("vocabulary_sha256", ""))[:12]
+        return " --parser vocab --vocabulary VOCABULARY_FILE", (
+            f"(VOCABULARY_FILE: the vocabulary those sidecars were parsed with, sha256 {sha}...), "
+        )
+    if parser == "llm":
+        model = config.get("model", "MODEL")
+        return f" --parser llm --llm-url URL --llm-model {model}", (
+            "(URL: the chat-completions endpoint serving that model), "
+        )
+    options = f" --parser {parser}"
+    if config.get("depparse"):
+        options += " --depparse"
+    if config.get("compounds"):
+        return options + " --compounds FILE", (
+            f"(FILE: the extra compound nouns, one a line: {', '.join(config['compounds'][:5])}"
+            f"{', ...' if len(config['compounds']) > 5 else ''}), "
+        )
+    return options, ""
