@@ -19,10 +19,10 @@ from alignclip_plugins.evaluation.sources import (
     CAPTIONS,
     LABELS,
     Source,
-    expand_shards,
     folder_source,
     webdataset_source,
 )
+from alignclip_plugins.io.shards import expand_shards
 
 WDS, WEBDATASET, FOLDER = "wds", "webdataset", "folder"
 

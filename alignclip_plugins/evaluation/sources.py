@@ -11,6 +11,11 @@ A :class:`Source` is a dataset of labelled images (class index per image) or cap
 
 Batches (:class:`Batch`) are loaded by a torch ``DataLoader`` with worker processes and come
 with each image's key and, on request, a small JPEG thumbnail for pictures.
+
+A sample that cannot be read (an unreadable shard, an undecodable image, a missing member)
+stops the evaluation with an :class:`~alignclip_plugins.evaluation.shards.EvalDataError`
+naming the shard or file and the key, raised in the main process: a worker sends a
+:class:`Failure` instead of raising, so that no worker traceback reaches the user.
 """
 
 from __future__ import annotations
@@ -26,6 +31,9 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_info
 from tqdm import tqdm
+
+from alignclip_plugins.evaluation.shards import EvalDataError, open_image, read_shard
+from alignclip_plugins.io.shards import expand_shards
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".ppm", ".tif", ".tiff")
 WDS_IMAGE_KEYS = ("jpg", "png", "jpeg", "webp")
@@ -99,8 +107,20 @@ class TransformSlot:
         return self.fn(image)
 
 
-def collate(items: Sequence[tuple[Any, Any, str]]) -> Batch:
-    """``[(image or (image, thumbnail), target, key), ...]`` -> :class:`Batch`."""
+@dataclass(frozen=True)
+class Failure:
+    """A sample that could not be read, in place of an item or a batch (see the module
+    docstring); ``message`` names the shard or file and the key."""
+
+    message: str
+
+
+def collate(items: Sequence[tuple[Any, Any, str] | Failure]) -> Batch | Failure:
+    """``[(image or (image, thumbnail), target, key), ...]`` -> :class:`Batch` (the first
+    :class:`Failure` among the items instead, if any)."""
+    failed = next((it for it in items if isinstance(it, Failure)), None)
+    if failed is not None:
+        return failed
     first = items[0][0]
     if isinstance(first, tuple):
         images = torch.stack([it[0][0] for it in items])
@@ -120,7 +140,12 @@ class Indexed(Dataset):
         return len(self.dataset)
 
     def __getitem__(self, i: int):
-        image, target = self.dataset[i]
+        try:
+            image, target = self.dataset[i]
+        except Exception as e:  # an undecodable or unreadable image file
+            samples = getattr(self.dataset, "samples", None)
+            where = samples[i][0] if samples is not None else f"image {i}"
+            return Failure(f"cannot read image {where}: {type(e).__name__}: {e}")
         return image, target, str(i)
 
 
@@ -133,17 +158,12 @@ class Counted(IterableDataset):
     def __iter__(self):
         info = get_worker_info()
         worker = info.id if info is not None else 0
-        for n, (image, target) in enumerate(self.dataset):
-            yield image, target, f"{worker}:{n}"
-
-
-def _open_image(data: bytes | str | os.PathLike, where: str) -> Image.Image:
-    try:
-        image = Image.open(io.BytesIO(data) if isinstance(data, bytes) else data)
-        image.load()
-    except Exception as e:
-        raise ValueError(f"cannot decode image {where}: {e}") from e
-    return image
+        n = 0
+        try:
+            for n, (image, target) in enumerate(self.dataset):
+                yield image, target, f"{worker}:{n}"
+        except Exception as e:  # an unreadable shard or undecodable image of the dataset
+            yield Failure(f"cannot read sample {n} of loader worker {worker}: {e}")
 
 
 class ImageFiles(Dataset):
@@ -166,7 +186,10 @@ class ImageFiles(Dataset):
 
     def __getitem__(self, i: int):
         path = self.paths[i]
-        image = _open_image(path, str(path)).convert("RGB")
+        try:
+            image = open_image(path, str(path)).convert("RGB")
+        except EvalDataError as e:
+            return Failure(str(e))
         if self.boxes[i] is not None:
             image = image.crop(crop_box(self.boxes[i], image.size))
         return self.transform(image), self.targets[i], str(path)
@@ -182,44 +205,12 @@ def crop_box(box: Sequence[float], size: tuple[int, int]) -> tuple[int, int, int
     return x1, y1, x2, y2
 
 
-def expand_shards(spec: str | Sequence[str]) -> list[str]:
-    """Shard paths from brace patterns (``a-{000..009}.tar``), ``::`` lists, lists, or a
-    directory (its ``*.tar`` files, sorted). Missing local shards are an error."""
-    from webdataset.shardlists import expand_urls
-
-    specs = [spec] if isinstance(spec, (str, os.PathLike)) else list(spec)
-    urls: list[str] = []
-    for s in specs:
-        s = str(s)
-        if Path(s).is_dir():
-            found = sorted(str(p) for p in Path(s).glob("*.tar"))
-            if not found:
-                raise FileNotFoundError(f"no webdataset shards (*.tar) in directory {s}")
-            urls += found
-        else:
-            urls += expand_urls(s)
-    local = [u for u in urls if "://" not in u and not u.startswith("pipe:")]
-    missing = [u for u in local if not Path(u).is_file()]
-    if missing:
-        raise FileNotFoundError(
-            f"{len(missing)} of {len(urls)} webdataset shard(s) do not exist, e.g. {missing[0]}"
-        )
-    if not urls:
-        raise FileNotFoundError(f"no webdataset shards in {spec!r}")
-    return urls
-
-
-def _every_shard(urls):
-    """Evaluation is not split over nodes: every process reads every shard."""
-    return urls
-
-
 class ShardSamples(IterableDataset):
     """Samples of webdataset shards as ``(image, target, key)``; shards are split over workers.
 
     ``field`` is ``"cls"`` (target: int) or ``"txt"`` (target: list of caption lines). A sample
-    lacking its image or field, or with an undecodable image, stops with an error naming the
-    sample and its shard.
+    lacking its image or field, an undecodable image or an unreadable shard ends the worker's
+    stream with a :class:`Failure` naming the sample and its shard.
     """
 
     def __init__(self, urls: list[str], field: str, transform: Callable):
@@ -228,36 +219,40 @@ class ShardSamples(IterableDataset):
         self.transform = transform
 
     def __iter__(self):
-        import webdataset as wds
+        info = get_worker_info()
+        urls = self.urls if info is None else self.urls[info.id :: info.num_workers]
+        try:
+            for url in urls:
+                for sample in read_shard(url):
+                    yield self._item(sample, url)
+        except EvalDataError as e:
+            yield Failure(str(e))
 
-        dataset = wds.WebDataset(self.urls, shardshuffle=False, nodesplitter=_every_shard)
-        for sample in dataset:
-            key, url = sample.get("__key__"), sample.get("__url__")
-            image_key = next((k for k in WDS_IMAGE_KEYS if k in sample), None)
-            missing = ([] if image_key else ["image"]) + (
-                [] if self.field in sample else [self.field]
+    def _item(self, sample: dict, url: str) -> tuple[Any, Any, str]:
+        key = sample.get("__key__")
+        image_key = next((k for k in WDS_IMAGE_KEYS if k in sample), None)
+        missing = ([] if image_key else ["image"]) + ([] if self.field in sample else [self.field])
+        if missing:
+            raise EvalDataError(
+                f"sample {key!r} of {url} lacks {missing}; expected an image member "
+                f"({', '.join(WDS_IMAGE_KEYS)}) and a {self.field!r} member"
             )
-            if missing:
-                raise ValueError(
-                    f"sample {key!r} of {url} lacks {missing}; expected an image member "
-                    f"({', '.join(WDS_IMAGE_KEYS)}) and a {self.field!r} member"
-                )
-            where = f"{key!r} of {url}"
-            image = self.transform(_open_image(sample[image_key], where))
-            raw = sample[self.field]
-            text = raw.decode("utf-8") if isinstance(raw, bytes) else str(raw)
-            if self.field == "cls":
-                try:
-                    target: Any = int(text.strip())
-                except ValueError:
-                    raise ValueError(
-                        f"sample {where}: 'cls' must be a class index, got {text[:40]!r}"
-                    ) from None
-            else:
-                target = [line.strip() for line in text.splitlines() if line.strip()]
-                if not target:
-                    raise ValueError(f"sample {where}: empty caption ('txt' member)")
-            yield image, target, str(key)
+        where = f"{key!r} of {url}"
+        image = self.transform(open_image(sample[image_key], where))
+        raw = sample[self.field]
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else str(raw)
+        if self.field == "cls":
+            try:
+                target: Any = int(text.strip())
+            except ValueError:
+                raise EvalDataError(
+                    f"sample {where}: 'cls' must be a class index, got {text[:40]!r}"
+                ) from None
+        else:
+            target = [line.strip() for line in text.splitlines() if line.strip()]
+            if not target:
+                raise EvalDataError(f"sample {where}: empty caption ('txt' member)")
+        return image, target, str(key)
 
 
 @dataclass
@@ -302,11 +297,13 @@ class Source:
         seen = 0
         with tqdm(total=size, desc=desc or self.slug, unit="img", unit_scale=True) as bar:
             for batch in loader:
+                if isinstance(batch, Failure):
+                    raise EvalDataError(batch.message)
                 seen += len(batch.keys)
                 bar.update(len(batch.keys))
                 yield batch
         if seen == 0:
-            raise ValueError(f"no images in {self.where}")
+            raise EvalDataError(f"no images in {self.where}")
 
 
 def webdataset_source(
