@@ -1,6 +1,7 @@
-"""A small OpenAI-compatible chat client with retries, a persistent answer cache and the
-AlignCLIP supplement's prompts; shared by ``alignclip objects parse --parser llm`` and
-``alignclip describe``. Standard library only.
+"""An OpenAI-compatible chat client (over the ``openai`` package, the ``[llm]`` extra) with
+this project's retry rules, a persistent answer cache, concurrent requests and the AlignCLIP
+supplement's prompts; shared by ``alignclip objects parse --parser llm`` and
+``alignclip describe``.
 """
 
 from alignclip_plugins.llm.cache import ChatCache, cache_key

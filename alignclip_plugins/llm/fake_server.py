@@ -12,6 +12,7 @@ import json
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -57,7 +58,7 @@ class FakeChatServer:
         self.responder = responder
         self.max_requests = max_requests
         self.requests: list[dict[str, Any]] = []  # bodies, in arrival order
-        self.headers: list[dict[str, str]] = []
+        self.headers: list[Message] = []  # per request; names are case-insensitive
         self.overflow = 0
         self._lock = threading.Lock()
         server = self
@@ -73,7 +74,7 @@ class FakeChatServer:
                     except ValueError:
                         body = {"invalid": raw.decode("utf-8", "replace")}
                     server.requests.append(body)
-                    server.headers.append(dict(self.headers))
+                    server.headers.append(self.headers)
                     over = n >= server.max_requests
                     server.overflow += over
                 if over:

@@ -25,7 +25,13 @@ def add_llm_arguments(parser: argparse.ArgumentParser, required: bool = False) -
     )
     group.add_argument("--llm-workers", type=int, default=8, help="concurrent requests")
     group.add_argument("--llm-timeout", type=float, default=120.0, help="seconds per request")
-    group.add_argument("--llm-retries", type=int, default=5, help="retries per request")
+    group.add_argument(
+        "--llm-retries",
+        type=int,
+        default=5,
+        help="retries per request, once the endpoint has answered (before that, the first "
+        "connection error stops the run)",
+    )
     group.add_argument(
         "--llm-backoff", type=float, default=1.0, help="first retry delay in seconds (doubles)"
     )

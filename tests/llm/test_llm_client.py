@@ -135,13 +135,118 @@ def test_malformed_response_body(reply):
             make_client(s).complete(MESSAGES)
 
 
-def test_connection_refused_is_retried_then_reported():
+def _closed_port_url() -> str:
     server = FakeChatServer(lambda body, n: chat_reply("x"))
     url = server.url
     server.stop()  # never started: the port is closed now
-    client = ChatClient(url, "m", max_retries=1, backoff=0.001, timeout=5)
-    with pytest.raises(LLMRequestError, match="gave up after 2 attempts"):
+    return url
+
+
+def test_endpoint_that_never_answered_fails_at_once_with_the_url_and_option():
+    # with default options a refused connection was retried for 94 s before failing
+    delays: list[float] = []
+    url = _closed_port_url()
+    client = ChatClient(url, "m", sleep=delays.append)  # default retries, backoff, timeout
+    with pytest.raises(LLMFatalError) as info:
         client.complete(MESSAGES)
+    message = str(info.value)
+    assert f"cannot connect to the LLM endpoint {url}/chat/completions" in message
+    assert "Connection refused" in message and "check --llm-url" in message
+    assert delays == []  # no retry, no backoff
+
+
+def test_endpoint_that_accepts_but_never_answers_names_the_timeout_option():
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)  # the kernel completes the handshake; nobody ever answers
+    try:
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}/v1"
+        with pytest.raises(
+            LLMFatalError, match=r"sent no answer within 0\.3 s: raise --llm-timeout"
+        ):
+            ChatClient(url, "m", timeout=0.3, sleep=lambda d: None).complete(MESSAGES)
+    finally:
+        listener.close()
+
+
+def test_endpoint_that_answered_before_is_retried_with_backoff_when_it_goes_down():
+    delays: list[float] = []
+    server = FakeChatServer(lambda body, n: chat_reply("first")).start()
+    client = make_client(server, max_retries=2, backoff=0.5, max_backoff=100, sleep=delays.append)
+    assert client.complete(MESSAGES) == "first"
+    server.stop()  # the endpoint goes away mid-run: transient until proven otherwise
+    with pytest.raises(LLMRequestError, match="gave up after 3 attempts") as info:
+        client.complete(MESSAGES)
+    assert not isinstance(info.value, LLMFatalError)
+    assert len(delays) == 2 and 0.25 <= delays[0] <= 0.5 and 0.5 <= delays[1] <= 1.0
+
+
+def test_describe_with_a_wrong_url_fails_fast(tmp_path, capsys):
+    from alignclip_plugins.descriptions import cli
+
+    names = tmp_path / "classes.txt"
+    names.write_text("cat\ndog\n")
+    url = _closed_port_url()
+    argv = ["--classnames", str(names), "--out", str(tmp_path / "d.json"), "--llm-url", url,
+            "--llm-model", "m", "--no-progress"]  # fmt: skip
+    assert cli.main(argv) == 1  # default --llm-retries 5, --llm-backoff 1
+    err = capsys.readouterr().err
+    assert f"cannot connect to the LLM endpoint {url}/chat/completions" in err
+    assert "check --llm-url" in err and "requests in a row failed" not in err
+    assert not (tmp_path / "d.json").exists()
+
+
+SECRET = "sk-test-0123456789abcdefSECRET"
+
+
+def _echo_headers(status):
+    """A server that puts the request's headers into its error body, as some proxies do."""
+
+    def responder(body, n):
+        return Reply({"error": "denied", "echo": f"Authorization: Bearer {SECRET}"}, status)
+
+    return responder
+
+
+@pytest.mark.parametrize("status", [401, 400, 503])
+def test_api_key_is_redacted_from_errors_logs_and_repr(monkeypatch, tmp_path, caplog, status):
+    import logging
+
+    monkeypatch.setenv("SECRET_KEY_VAR", SECRET)
+    with FakeChatServer(_echo_headers(status)) as s:
+        client = ChatClient.from_env(
+            s.url, "m", api_key_env="SECRET_KEY_VAR", backoff=0.001, max_retries=1
+        )
+        assert SECRET not in repr(client) and "api_key" not in repr(client)
+        requests = [ChatRequest(i, [{"role": "user", "content": f"q{i}"}]) for i in range(2)]
+        with caplog.at_level(logging.DEBUG), ChatCache(tmp_path / "c.jsonl") as cache:
+            try:
+                results = list(ask_many(client, cache, requests, workers=1))
+                errors = [r.error for r in results]
+            except LLMFatalError as e:
+                errors = [str(e)]
+        assert s.headers[0]["Authorization"] == f"Bearer {SECRET}"  # the key was sent
+    assert errors and all(SECRET not in e and "[redacted]" in e for e in errors)
+    assert SECRET not in caplog.text
+    assert SECRET not in (tmp_path / "c.jsonl").read_text()
+
+
+def test_a_missing_openai_package_names_the_extra(monkeypatch, tmp_path, capsys):
+    import sys
+
+    from alignclip_plugins.descriptions import cli
+
+    monkeypatch.setitem(sys.modules, "openai", None)  # import openai -> ImportError
+    with pytest.raises(LLMFatalError, match=r"pip install 'alignclip-plugins\[llm\]'"):
+        ChatClient("http://127.0.0.1:9/v1", "m")
+    names = tmp_path / "classes.txt"
+    names.write_text("cat\n")
+    argv = ["--classnames", str(names), "--out", str(tmp_path / "d.json"),
+            "--llm-url", "http://127.0.0.1:9/v1", "--llm-model", "m"]  # fmt: skip
+    assert cli.main(argv) == 1
+    assert "alignclip-plugins[llm]" in capsys.readouterr().err
 
 
 def test_ask_many_caches_dedupes_and_resumes(tmp_path):
