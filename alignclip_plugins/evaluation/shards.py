@@ -55,8 +55,14 @@ def open_image(data: bytes | str | os.PathLike, where: str) -> Image.Image:
         image = Image.open(io.BytesIO(data) if isinstance(data, bytes) else data)
         image.load()
     except Exception as e:
-        raise EvalDataError(f"cannot decode image {where}: {e}") from None
+        raise EvalDataError(f"cannot decode image {where} ({image_error(e)})") from None
     return image
+
+
+def image_error(error: Exception) -> str:
+    """``Type: reason`` of an image decoding error, without PIL's stream repr."""
+    reason = str(error).split(" <_io.", 1)[0].strip()
+    return f"{type(error).__name__}: {reason}" if reason else type(error).__name__
 
 
 def iterate_batches(

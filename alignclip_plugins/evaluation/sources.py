@@ -32,7 +32,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_info
 from tqdm import tqdm
 
-from alignclip_plugins.evaluation.shards import EvalDataError, open_image, read_shard
+from alignclip_plugins.evaluation.shards import EvalDataError, image_error, open_image, read_shard
 from alignclip_plugins.io.shards import expand_shards
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".ppm", ".tif", ".tiff")
@@ -145,7 +145,7 @@ class Indexed(Dataset):
         except Exception as e:  # an undecodable or unreadable image file
             samples = getattr(self.dataset, "samples", None)
             where = samples[i][0] if samples is not None else f"image {i}"
-            return Failure(f"cannot read image {where}: {type(e).__name__}: {e}")
+            return Failure(f"cannot read image {where} ({image_error(e)})")
         return image, target, str(i)
 
 
