@@ -53,23 +53,22 @@ class Layout:
         """One process: tensor i is both the rows and the columns of ``names[i]``."""
         return cls(tuple((name, i, i) for i, name in enumerate(names)))
 
-    def _slot(self, name: str) -> tuple[str, int, int] | None:
-        return next((s for s in self.slots if s[0] == name), None)
-
     def has(self, name: str) -> bool:
-        return self._slot(name) is not None
+        return any(slot[0] == name for slot in self.slots)
+
+    def _slot(self, name: str) -> tuple[str, int, int]:
+        for slot in self.slots:
+            if slot[0] == name:
+                return slot
+        raise KeyError(f"the loss input {name!r} is not in this layout")
 
     def rows(self, name: str) -> int:
-        slot = self._slot(name)
-        if slot is None:
-            raise KeyError(f"the loss input {name!r} is not in this layout")
-        return slot[1]
+        """Index of the tensor holding this process's rows of ``name``."""
+        return self._slot(name)[1]
 
     def cols(self, name: str) -> int:
-        slot = self._slot(name)
-        if slot is None:
-            raise KeyError(f"the loss input {name!r} is not in this layout")
-        return slot[2]
+        """Index of the tensor holding all (global) columns of ``name``."""
+        return self._slot(name)[2]
 
 
 @dataclass(frozen=True)

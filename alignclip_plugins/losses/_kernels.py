@@ -237,11 +237,18 @@ class TargetCrossEntropyKernel(RowKernel):
         self.target = target
 
     def eager(self, x, y, diag, w, need_grad):
-        rows = self.target.rows(y).to(x.dtype)
-        if rows.shape != x.shape:
-            raise ValueError(
-                f"{type(self.target).__name__}.rows gave shape {tuple(rows.shape)} for a "
-                f"block of {tuple(x.shape)} (rows x columns)"
-            )
-        vals, dx = cross_entropy_eager(x, rows, w, need_grad)
+        vals, dx = cross_entropy_eager(
+            x, target_block_rows(self.target, "rows", y, x), w, need_grad
+        )
         return vals, dx, None
+
+
+def target_block_rows(target, method: str, block, x: Tensor) -> Tensor:
+    """``target.rows(block)`` or ``target.log_rows(block)`` (``method``) as a block like ``x``."""
+    rows = getattr(target, method)(block).to(x.dtype)
+    if rows.shape != x.shape:
+        raise ValueError(
+            f"{type(target).__name__}.{method} gave shape {tuple(rows.shape)} for a "
+            f"block of {tuple(x.shape)} (rows x columns)"
+        )
+    return rows

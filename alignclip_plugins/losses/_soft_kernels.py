@@ -17,7 +17,14 @@ from torch import Tensor
 
 # imported as a module, read at call time (see _kernels.py)
 from . import functional as F
-from ._kernels import RowKernel, arange_like, diag_mask, gather_diag, kernel
+from ._kernels import (
+    RowKernel,
+    arange_like,
+    diag_mask,
+    gather_diag,
+    kernel,
+    target_block_rows,
+)
 from .config import SoftTerms
 
 
@@ -314,12 +321,7 @@ class TargetSoftKernel(RowKernel):
         self.target, self.terms = target, terms
 
     def eager(self, x, y, diag, w, need_grad):
-        lt = self.target.log_rows(y).to(x.dtype)
-        if lt.shape != x.shape:
-            raise ValueError(
-                f"{type(self.target).__name__}.log_rows gave shape {tuple(lt.shape)} for a "
-                f"block of {tuple(x.shape)} (rows x columns)"
-            )
+        lt = target_block_rows(self.target, "log_rows", y, x)
         mask = diag_mask(x, diag)
         lqs = F.neg_disentangle_log(lt, mask) if x.shape[1] > 1 else None
         return _local_grad(

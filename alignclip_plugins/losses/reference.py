@@ -200,6 +200,18 @@ def _roi_tag(r, a, s, roi_valid) -> Tensor:
     return clip(r[roi_valid], a[roi_valid], s)
 
 
+def _softclip_terms(cfg, soft, relation, v, t, r, a, s, roi_valid) -> dict[str, Tensor]:
+    """SoftCLIP's weighted terms from L_soft and L_re (zero-weight terms omitted)."""
+    out = {"soft": soft}
+    if cfg.relation_enhanced and cfg.lam != 0:
+        out["relation"] = cfg.lam * relation
+    if cfg.mu != 0:
+        out["clip"] = cfg.mu * clip(v, t, s)
+    if cfg.roi_tag_weight:
+        out["roi_tag"] = cfg.roi_tag_weight * _roi_tag(r, a, s, roi_valid)
+    return out
+
+
 def softclip(
     v, t, r, a, s, config: SoftClipConfig | None = None, *, roi_valid=None, **options
 ) -> dict[str, Tensor]:
@@ -209,14 +221,7 @@ def softclip(
     r, a = _masked(r, a, roi_valid)
     forms = (cfg.v2l_target, cfg.l2v_target)
     soft, re = _soft_and_relation(v, t, {"R": r, "A": a}, s, forms, cfg, roi_valid)
-    out = {"soft": soft}
-    if cfg.relation_enhanced and cfg.lam != 0:
-        out["relation"] = cfg.lam * re
-    if cfg.mu != 0:
-        out["clip"] = cfg.mu * clip(v, t, s)
-    if cfg.roi_tag_weight:
-        out["roi_tag"] = cfg.roi_tag_weight * _roi_tag(r, a, s, roi_valid)
-    return out
+    return _softclip_terms(cfg, soft, re, v, t, r, a, s, roi_valid)
 
 
 def guidance_mix(
@@ -272,11 +277,4 @@ def softclip_alignclip(
         has_mass = (y * (1 - eye)).sum(1) > 0
         ys, ps = neg_disentangle(y)[has_mass], neg_disentangle(p)[has_mass]
         relation = relation + 0.5 * _divergence(ys, ps, "kl", cfg.symmetric).sum() / n
-    out = {"soft": soft}
-    if cfg.relation_enhanced and cfg.lam != 0:
-        out["relation"] = cfg.lam * relation
-    if cfg.mu != 0:
-        out["clip"] = cfg.mu * clip(v, t, s)
-    if cfg.roi_tag_weight:
-        out["roi_tag"] = cfg.roi_tag_weight * _roi_tag(r, a, s, roi_valid)
-    return out
+    return _softclip_terms(cfg, soft, relation, v, t, r, a, s, roi_valid)

@@ -24,6 +24,7 @@ from alignclip_plugins.plugins.loss_options import (
     add_loss_options,
     config_from_args,
     dist_kwargs,
+    register_loss,
 )
 
 PLUGIN = "alignclip"
@@ -51,12 +52,12 @@ def add_arguments(parser):
 
 @hookimpl
 def register_losses(registry):
-    registry.register(
-        ObjectIouLoss.loss_name,
+    register_loss(
+        registry,
+        ObjectIouLoss,
         make_loss,
-        help="AlignCLIP Object-IoU soft targets from caption object sets (--oiou-beta)",
-        supports_accum=ObjectIouLoss.supports_accum,
         plugin=PLUGIN,
+        help="AlignCLIP Object-IoU soft targets from caption object sets (--oiou-beta)",
     )
 
 

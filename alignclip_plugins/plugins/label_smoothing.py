@@ -14,6 +14,7 @@ from alignclip_plugins.plugins.loss_options import (
     add_loss_options,
     config_from_args,
     dist_kwargs,
+    register_loss,
 )
 
 PLUGIN = "label_smoothing"
@@ -42,10 +43,10 @@ def add_arguments(parser) -> None:
 
 @hookimpl
 def register_losses(registry) -> None:
-    registry.register(
-        LabelSmoothingLoss.loss_name,
+    register_loss(
+        registry,
+        LabelSmoothingLoss,
         make_loss,
-        help="PyramidCLIP label smoothing of the CLIP targets (--ls-alpha)",
-        supports_accum=LabelSmoothingLoss.supports_accum,
         plugin=PLUGIN,
+        help="PyramidCLIP label smoothing of the CLIP targets (--ls-alpha)",
     )

@@ -18,7 +18,14 @@ from dataclasses import dataclass, fields
 
 from alignclip_plugins.losses.config import CHOICES, RANGE, ConfigError, Range
 
-__all__ = ["LossOption", "add_loss_options", "config_from_args", "dist_kwargs", "in_range"]
+__all__ = [
+    "LossOption",
+    "add_loss_options",
+    "config_from_args",
+    "dist_kwargs",
+    "in_range",
+    "register_loss",
+]
 
 
 @dataclass(frozen=True)
@@ -110,4 +117,16 @@ def dist_kwargs(args: argparse.Namespace) -> dict:
         rank=int(args.rank),
         world_size=int(args.world_size),
         use_horovod=bool(args.horovod),
+    )
+
+
+def register_loss(registry, loss_class: type, factory: Callable, *, plugin: str, help: str) -> None:
+    """Register ``factory(args)`` under ``loss_class.loss_name``, with the loss's own
+    ``supports_accum`` (whether it is exact under ``--accum-freq > 1``)."""
+    registry.register(
+        loss_class.loss_name,
+        factory,
+        help=help,
+        supports_accum=loss_class.supports_accum,
+        plugin=plugin,
     )

@@ -39,6 +39,7 @@ from alignclip_plugins.plugins.loss_options import (
     add_loss_options,
     config_from_args,
     dist_kwargs,
+    register_loss,
 )
 from alignclip_plugins.rois.shards import expand_shards
 from alignclip_plugins.rois.stage import PadTokens, RoiSampleStage, pad_id_of
@@ -134,19 +135,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 @hookimpl
 def register_losses(registry) -> None:
-    registry.register(
-        SoftClipLoss.loss_name,
+    register_loss(
+        registry,
+        SoftClipLoss,
         make_softclip_loss,
+        plugin=PLUGIN,
         help="SoftCLIP: soft + relation-enhanced + CLIP loss from ROI/tag self-similarity",
-        supports_accum=SoftClipLoss.supports_accum,
-        plugin=PLUGIN,
     )
-    registry.register(
-        GuidanceMixLoss.loss_name,
+    register_loss(
+        registry,
+        GuidanceMixLoss,
         make_guidance_mix_loss,
-        help="SoftCLIP Fig. 4a ablation: γ ROI/tag guidance + (1-γ) image/text guidance",
-        supports_accum=GuidanceMixLoss.supports_accum,
         plugin=PLUGIN,
+        help="SoftCLIP Fig. 4a ablation: γ ROI/tag guidance + (1-γ) image/text guidance",
     )
 
 

@@ -18,6 +18,7 @@ from alignclip_plugins.plugins.loss_options import (
     add_loss_options,
     config_from_args,
     dist_kwargs,
+    register_loss,
 )
 
 PLUGIN = "softclip_alignclip"
@@ -62,12 +63,12 @@ def add_arguments(parser) -> None:
 
 @hookimpl
 def register_losses(registry) -> None:
-    registry.register(
-        SoftClipAlignClipLoss.loss_name,
+    register_loss(
+        registry,
+        SoftClipAlignClipLoss,
         make_loss,
-        help="SoftCLIP + AlignCLIP: convex mix of ROI/tag and Object-IoU soft targets",
-        supports_accum=SoftClipAlignClipLoss.supports_accum,
         plugin=PLUGIN,
+        help="SoftCLIP + AlignCLIP: convex mix of ROI/tag and Object-IoU soft targets",
     )
 
 
