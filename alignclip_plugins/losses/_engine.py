@@ -120,8 +120,9 @@ class Plan:
 class RowBlock:
     """One block of rows of one direction, as a target sees it.
 
-    ``direction``: ``"v2l"`` (image rows, text columns) or ``"l2v"``; ``positives`` (C,):
-    the column of each row's positive; ``positive_mask`` (C, N): true there;
+    ``direction``: ``"v2l"`` (image rows, text columns) or ``"l2v"``; ``num_rows`` C and
+    ``num_cols`` N; ``positives`` (C,): the column of each row's positive;
+    ``positive_mask`` (C, N): true there;
     ``logit_scale``: s' (0-d); ``dtype``: the compute dtype. ``rows(name)`` (C, ...) and
     ``cols(name)`` (N, ...) give a per-sample input for these rows and for every column
     (gathered across ranks). Nothing read from a block carries gradient: targets are
@@ -137,11 +138,13 @@ class RowBlock:
         tensors: Mapping[str, tuple[Tensor, Tensor]],
         r0: int,
         r1: int,
+        num_cols: int,
     ) -> None:
         self.direction = direction
         self.positives = positives
         self.logit_scale = logit_scale
         self.dtype = dtype
+        self.num_cols = num_cols
         self._tensors, self._r0, self._r1 = tensors, r0, r1
 
     def _get(self, name: str, side: int) -> Tensor:
@@ -165,10 +168,6 @@ class RowBlock:
     @property
     def num_rows(self) -> int:
         return self._r1 - self._r0
-
-    @property
-    def num_cols(self) -> int:
-        return next(iter(self._tensors.values()))[1].shape[0]
 
     @property
     def positive_mask(self) -> Tensor:
@@ -223,6 +222,7 @@ def target_block(
     dtype: torch.dtype,
     diag: Tensor,
     direction: str,
+    num_cols: int,
 ):
     """What a kernel gets as ``y`` for rows ``r0:r1`` of a term (see :class:`Term`)."""
     if target is None:
@@ -241,7 +241,7 @@ def target_block(
         return (a[r0:r1], sa[r0:r1], b, sb)
     if kind == "custom":
         tensors = {name: (ts[i], ts[j]) for name, i, j in target[1]}
-        return RowBlock(direction, diag, s, dtype, tensors, r0, r1)
+        return RowBlock(direction, diag, s, dtype, tensors, r0, r1, num_cols)
     raise ValueError(f"unknown target kind {kind!r}")
 
 
@@ -315,7 +315,7 @@ def evaluate_plan(
             x0 = logits(q, cols, s, cdtype)
             for i, term in enumerate(d.terms):
                 x = x0 if i == len(d.terms) - 1 else x0.clone()
-                y = target_block(term.target, ts, sets, r0, r1, s, cdtype, diag, d.name)
+                y = target_block(term.target, ts, sets, r0, r1, s, cdtype, diag, d.name, n_cols)
                 vals, dx, dy = term.kernel(x, y, diag, term_w[i], need_grad)
                 for j, c in enumerate(term.comps):
                     contrib[c].append(vals[j] * scale_rows)

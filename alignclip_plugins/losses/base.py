@@ -121,11 +121,12 @@ class SoftLabelLoss(nn.Module):
         """``extra[key]``, or an error naming the key and the plugin that should add it."""
         value = extra.get(key)
         if value is None:
-            who = self.provider or self.providers.get(key, "a")
+            who = self.provider or self.providers.get(key)
+            source = f"the {who!r} plugin" if who else "a plugin"
             have = ", ".join(sorted(k for k, v in extra.items() if v is not None)) or "none"
             raise MissingLossInputError(
                 f"loss {self.loss_name!r} needs {key!r} in the model output; it is added by "
-                f"the {who!r} plugin (is it in --plugins and does it run forward_features?). "
+                f"{source} (is it in --plugins and does it run forward_features?). "
                 f"Extra inputs received: {have}"
             )
         if not isinstance(value, Tensor):

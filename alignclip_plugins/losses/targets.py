@@ -16,8 +16,8 @@ with the features; ``local_loss``)::
         def rows(self, block):
             same = block.rows("labels")[:, None] == block.cols("labels")[None, :]
             same = same.to(block.dtype)
-            soft = same / same.sum(1, keepdim=True)
-            return (1 - self.beta) * block.positive_mask + self.beta * soft
+            positive = block.positive_mask.to(block.dtype)
+            return (1 - self.beta) * positive + self.beta * same / same.sum(1, keepdim=True)
 
     loss = TargetLoss(SameLabel(0.3), name="same_label")
     loss(image_features=v, text_features=t, logit_scale=s, labels=y, output_dict=True)
