@@ -326,7 +326,7 @@ def main(argv=None) -> None:
     device = torch.device(args.device)
     from alignclip_plugins.losses import functional as Fn
 
-    print(f"kernel mode: {Fn._resolve_mode(device)}")
+    print(f"kernel mode: {Fn.active_kernel_mode(device)}")
     if args.verify:
         print("\n".join(verify(device, args.verify, args.dim)))
     settings = (

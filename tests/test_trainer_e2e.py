@@ -1,6 +1,7 @@
 """Real training runs of ``python -m open_clip_train.main`` on generated shards (CPU)."""
 
 import json
+import math
 import os
 import re
 import subprocess
@@ -45,6 +46,12 @@ def logged_losses(run: Path) -> list[dict[str, float]]:
     return rows
 
 
+def logged_as(logged: float, value: float) -> bool:
+    """Whether ``logged`` is ``value`` as the trainer logs it (5 significant digits)."""
+    half_unit = 0.5 * 10 ** (math.floor(math.log10(abs(value))) - 4)
+    return abs(logged - value) <= half_unit * 1.01 + 1e-7
+
+
 def test_no_plugins_is_exactly_upstream(synth_data, tmp_path):
     upstream = logged_losses(train(synth_data, tmp_path, "upstream", unpatched=True))
     patched = logged_losses(train(synth_data, tmp_path, "patched"))
@@ -65,8 +72,21 @@ def test_label_smoothing_run_checkpoints_results_and_resume(synth_data, tmp_path
     manifest = json.loads((synth_data / "manifest.json").read_text())
     val = ["--val-data", str(synth_data / manifest["splits"]["retrieval"]["pattern"]),
            "--val-num-samples", str(manifest["splits"]["retrieval"]["num_samples"])]  # fmt: skip
-    run = train(synth_data, tmp_path, "ls", "--plugins", "label_smoothing", *val)
+    dump = tmp_path / "first-batch.pt"
+    run = train(synth_data, tmp_path, "ls", "--plugins", "label_smoothing,batch_dump.plugin",
+                "--dump-first-batch", str(dump), *val)  # fmt: skip
     assert (run / "checkpoints" / "epoch_1.pt").is_file()
+    # the logged loss of step 0 is label smoothing at α = 0.2 on that step's batch, not CLIP
+    from alignclip_plugins.losses.functional import clip_loss, label_smoothing_loss
+
+    inputs = torch.load(dump)
+    feats = (inputs["image_features"], inputs["text_features"], inputs["logit_scale"])
+    assert feats[0].shape[0] == 32
+    logged = logged_losses(run)[0]
+    want = label_smoothing_loss(*feats, alpha=0.2).item()
+    assert logged_as(logged["Label_smoothing_loss"], want) and logged_as(logged["Loss"], want)
+    # at initialisation the two are close, but apart at the logged precision
+    assert not logged_as(logged["Loss"], clip_loss(*feats).item())
     results = [
         json.loads(x) for x in (run / "checkpoints" / "results.jsonl").read_text().splitlines()
     ]

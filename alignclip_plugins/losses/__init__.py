@@ -1,8 +1,10 @@
-"""Soft-label CLIP losses: pure functions (:mod:`.functional`) and ``nn.Module`` losses.
+"""Soft-label CLIP losses: tensor functions (:mod:`.functional`), ``nn.Module`` losses, their
+options (:mod:`.config`), a way to put your own target on the engine (:mod:`.targets`)
+and direct ``N x N`` reference implementations (:mod:`.reference`).
 
 Names are re-exported lazily so that importing the package stays cheap::
 
-    from alignclip_plugins.losses import softclip_loss, SoftClipLoss
+    from alignclip_plugins.losses import softclip_loss, SoftClipLoss, SoftClipConfig
 """
 
 from __future__ import annotations
@@ -18,6 +20,10 @@ _EXPORTS = {
     "neg_disentangle": "functional",
     "clip_loss": "functional",
     "set_kernel_mode": "functional",
+    "label_smoothing_targets": "functional",
+    "softclip_targets": "functional",
+    "object_iou_targets": "functional",
+    "mask_rois": "functional",
     "gather_features": "distributed",
     "gather_object_ids": "distributed",
     "pad_object_ids": "distributed",
@@ -29,6 +35,18 @@ _EXPORTS = {
     "ObjectIouLoss": "object_iou",
     "SoftClipAlignClipLoss": "softclip_alignclip",
     "softclip_alignclip_loss": "softclip_alignclip",
+    "ConfigError": "config",
+    "LabelSmoothingConfig": "config",
+    "ObjectIouConfig": "config",
+    "SoftClipConfig": "config",
+    "GuidanceMixConfig": "config",
+    "SoftClipAlignClipConfig": "config",
+    "SoftTerms": "config",
+    "Target": "targets",
+    "TargetLoss": "targets",
+    "ClipTerm": "targets",
+    "RowBlock": "targets",
+    "target_loss": "targets",
 }
 
 __all__ = sorted(_EXPORTS)

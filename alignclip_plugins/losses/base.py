@@ -1,18 +1,22 @@
-"""Shared plumbing of the ``nn.Module`` losses: options, gather, extra inputs, CLI helpers."""
+"""The base of the ``nn.Module`` losses: upstream ``ClipLoss``'s call and distributed options.
+
+A loss module is called like ``open_clip.loss.ClipLoss`` (``loss(image_features,
+text_features, logit_scale, output_dict=..., **model_outputs)``), gathers its per-sample
+inputs across ranks with upstream's semantics, lays them out for ``local_loss`` or the
+global batch and evaluates its plan on the row-block engine.
+"""
 
 from __future__ import annotations
 
-import argparse
-import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping
 
 import torch
 from torch import Tensor, nn
 
+from ._engine import Layout, Plan, run_plan
 from .distributed import gather_features, gather_object_ids
-from .functional import Layout, _Plan, run_plan
 
-__all__ = ["MissingLossInputError", "SoftLabelLoss", "add_options_once", "dist_kwargs"]
+__all__ = ["MissingLossInputError", "SoftLabelLoss"]
 
 
 class MissingLossInputError(KeyError):
@@ -22,19 +26,32 @@ class MissingLossInputError(KeyError):
         return str(self.args[0])
 
 
-class SoftLabelLoss(nn.Module):
-    """Base of the plugin losses: upstream ``ClipLoss``'s distributed options plus a plan.
+def _is_id_sets(t: Tensor) -> bool:
+    return t.dim() == 2 and not t.dtype.is_floating_point and t.dtype != torch.bool
 
-    Subclasses implement :meth:`plan` and :meth:`inputs`; ``forward`` gathers the inputs
-    across ranks, lays them out for ``local_loss`` or global computation and evaluates
-    the plan (see :mod:`alignclip_plugins.losses.functional`).
+
+class SoftLabelLoss(nn.Module):
+    """Base of the soft-label losses. Subclasses set :attr:`config_class` and implement
+    :meth:`terms`.
+
+    ``config`` (an instance of :attr:`config_class`) and ``options`` (its fields as
+    keywords, replacing the config's) give the loss's options; the other keywords are
+    upstream ``ClipLoss``'s. ``chunk_rows`` fixes the rows of one block (default: blocks of
+    2**26 elements). ``provider`` names the plugin that puts the loss's extra inputs in
+    the model output, for error messages (default: the built-in plugin of each input,
+    :attr:`providers`).
     """
 
-    #: name of the loss in the registry
+    #: name of the loss, for messages (the plugin registers it under this name)
     loss_name: str = ""
+    #: the loss's options (a :class:`.config.LossConfig`), or None for none
+    config_class: type | None = None
+    #: extra input -> the built-in plugin that provides it (for error messages)
+    providers: Mapping[str, str] = {}
 
     def __init__(
         self,
+        config=None,
         *,
         local_loss: bool = False,
         gather_with_grad: bool = False,
@@ -44,8 +61,13 @@ class SoftLabelLoss(nn.Module):
         use_horovod: bool = False,
         chunk_rows: int | None = None,
         provider: str | None = None,
+        **options,
     ) -> None:
         super().__init__()
+        if self.config_class is not None:
+            self.config = self.config_class.resolve(config, options)
+        elif config is not None or options:
+            raise TypeError(f"{type(self).__name__} takes no options, got {sorted(options)}")
         self.local_loss = local_loss
         self.gather_with_grad = gather_with_grad
         self.cache_labels = cache_labels  # accepted for ClipLoss compatibility; nothing to cache
@@ -55,17 +77,56 @@ class SoftLabelLoss(nn.Module):
         self.chunk_rows = chunk_rows
         self.provider = provider
 
+    # -- the call -----------------------------------------------------------------------
+
+    def forward(
+        self,
+        image_features: Tensor,
+        text_features: Tensor,
+        logit_scale: Tensor,
+        logit_bias: Tensor | None = None,
+        output_dict: bool = False,
+        **extra,
+    ):
+        """Features (n, D) per rank, L2-normalised; ``logit_scale`` = exp'ed multiplier.
+
+        Returns the 0-d loss, or with ``output_dict`` ``{"<term>_loss": value}``.
+        ``logit_bias`` (SigLIP) shifts every logit of a row equally and so cannot change a
+        softmax loss: it is accepted and ignored, as are extra model outputs not used.
+        """
+        terms = self.terms(image_features, text_features, logit_scale, extra)
+        if output_dict:
+            return {f"{k}_loss": v for k, v in terms.items()}
+        return torch.stack(list(terms.values())).sum()
+
+    def terms(
+        self, image_features: Tensor, text_features: Tensor, logit_scale: Tensor, extra: dict
+    ) -> dict[str, Tensor]:  # pragma: no cover - abstract
+        """The weighted loss terms ``{name: 0-d}`` whose sum is the loss."""
+        raise NotImplementedError
+
+    @property
+    def options(self) -> dict:
+        """The loss's options as a dict (its config's fields)."""
+        config = getattr(self, "config", None)
+        return {} if config is None else config.as_dict()
+
+    def extra_repr(self) -> str:
+        opts = ", ".join(f"{k}={v}" for k, v in self.options.items())
+        return f"{opts}, local_loss={self.local_loss}, world_size={self.world_size}".lstrip(", ")
+
     # -- inputs -------------------------------------------------------------------------
 
-    def require(self, extra: dict, key: str, plugin: str) -> Tensor:
+    def require(self, extra: dict, key: str) -> Tensor:
         """``extra[key]``, or an error naming the key and the plugin that should add it."""
         value = extra.get(key)
         if value is None:
-            who = self.provider or plugin
+            who = self.provider or self.providers.get(key)
+            source = f"the {who!r} plugin" if who else "a plugin"
             have = ", ".join(sorted(k for k, v in extra.items() if v is not None)) or "none"
             raise MissingLossInputError(
                 f"loss {self.loss_name!r} needs {key!r} in the model output; it is added by "
-                f"the {who!r} plugin (is it in --plugins and does it run forward_features?). "
+                f"{source} (is it in --plugins and does it run forward_features?). "
                 f"Extra inputs received: {have}"
             )
         if not isinstance(value, Tensor):
@@ -74,115 +135,47 @@ class SoftLabelLoss(nn.Module):
             )
         return value
 
-    def _gather(self, tensors: Sequence[Tensor], ids: Sequence[Tensor] = ()) -> tuple[list, list]:
+    def _gather(self, t: Tensor) -> Tensor:
         kw = dict(rank=self.rank, world_size=self.world_size, use_horovod=self.use_horovod)
-        feats = gather_features(
-            *tensors, local_loss=self.local_loss, gather_with_grad=self.gather_with_grad, **kw
-        )
-        sets = [gather_object_ids(t, **kw) for t in ids]
-        return feats, sets
+        if _is_id_sets(t):  # object ids: ranks may pad to different widths
+            return gather_object_ids(t, **kw)
+        if t.dtype == torch.bool:
+            return self._gather(t.to(torch.uint8)).bool()
+        return gather_features(
+            t, local_loss=self.local_loss, gather_with_grad=self.gather_with_grad, **kw
+        )[0]
 
-    def layout(
-        self, feats: Sequence[Tensor], ids: Sequence[Tensor] = ()
-    ) -> tuple[Layout, list[Tensor]]:
-        """Gather ``feats`` (image, text[, roi, tag[, valid flags]]) and ``ids`` (object ids).
+    def layout(self, inputs: Mapping[str, Tensor]) -> tuple[Layout, list[Tensor]]:
+        """Gather the named per-sample ``inputs`` (image and text first) across ranks.
 
-        Returns the :class:`Layout` and tensor list for the plan: global rows and columns,
-        or (``local_loss``) local rows against global columns.
+        Returns the :class:`Layout` and tensor list for a plan: global rows and columns,
+        or (``local_loss``) this rank's rows against global columns.
         """
-        n = feats[0].shape[0]
-        for f in feats:
-            if f.dim() != 2 or f.shape[0] != n:
+        n = next(iter(inputs.values())).shape[0]
+        for name, t in inputs.items():
+            floating = t.dtype.is_floating_point
+            if t.dim() == 0 or t.shape[0] != n or (floating and t.dim() != 2):
+                shapes = {k: tuple(v.shape) for k, v in inputs.items()}
                 raise ValueError(
-                    f"loss {self.loss_name!r}: features must be (N, D) with one row per sample, "
-                    f"got shapes {[tuple(g.shape) for g in feats]}"
+                    f"loss {self.loss_name!r}: every input needs one row per sample (features "
+                    f"(N, D), object ids (N, M)); {name!r} does not: {shapes}"
                 )
-        for t in ids:
-            if t.dim() != 2 or t.shape[0] != n:
-                raise ValueError(
-                    f"loss {self.loss_name!r}: object ids must be (N, M), got {tuple(t.shape)} for N={n}"
-                )
-        names = ("img", "txt", "roi", "tag", "valid")[: len(feats)]
-        idnames = ("iobj", "tobj")[: len(ids)]
+        names = list(inputs)
         if self.world_size <= 1:
-            ts = list(feats) + list(ids)
-            spec = {
-                f"{k}_{side}": i for i, k in enumerate(names + idnames) for side in ("rows", "cols")
-            }
-            return Layout(**spec, offset=0), ts
-        gfeats, gids = self._gather(feats, ids)
+            return Layout.single(names), list(inputs.values())
+        full = [self._gather(t) for t in inputs.values()]
         if not self.local_loss:
-            ts = gfeats + gids
-            spec = {
-                f"{k}_{side}": i for i, k in enumerate(names + idnames) for side in ("rows", "cols")
-            }
-            return Layout(**spec, offset=0), ts
-        ts = []
-        spec = {}
-        for k, local, full in zip(names + idnames, list(feats) + list(ids), gfeats + gids):
-            spec[f"{k}_rows"] = len(ts)
-            ts.append(local)
-            spec[f"{k}_cols"] = len(ts)
-            ts.append(full)
-        return Layout(**spec, offset=self.rank * n), ts
-
-    # -- evaluation ---------------------------------------------------------------------
+            return Layout.single(names), full
+        ts: list[Tensor] = []
+        slots = []
+        for name, local, gathered in zip(names, inputs.values(), full):
+            slots.append((name, len(ts), len(ts) + 1))
+            ts += [local, gathered]
+        return Layout(tuple(slots), offset=self.rank * n), ts
 
     def evaluate(
-        self,
-        plan_fn: Callable[[Layout], _Plan],
-        logit_scale: Tensor,
-        feats: Sequence[Tensor],
-        ids=(),
+        self, plan_fn: Callable[[Layout], Plan], logit_scale: Tensor, inputs: Mapping[str, Tensor]
     ) -> dict[str, Tensor]:
-        layout, ts = self.layout(feats, ids)
-        plan = plan_fn(layout)
-        if self.chunk_rows is not None:
-            plan = _Plan(plan.components, plan.directions, chunk_rows=self.chunk_rows)
-        return run_plan(plan, logit_scale, ts)
-
-    @staticmethod
-    def finish(terms: dict[str, Tensor], output_dict: bool) -> dict[str, Tensor] | Tensor:
-        """``{"<term>_loss": value}`` (output_dict) or the total, as upstream's ClipLoss."""
-        if output_dict:
-            return {f"{k}_loss": v for k, v in terms.items()}
-        return torch.stack(list(terms.values())).sum()
-
-
-def add_options_once(parser: argparse.ArgumentParser, first_option: str, add: Callable) -> None:
-    """Call ``add(parser)`` unless ``first_option`` is already defined (shared options)."""
-    if first_option in parser._option_string_actions:
-        return
-    add(parser)
-
-
-def register_loss(
-    registry,
-    name: str,
-    from_args: Callable,
-    *,
-    plugin: str | None,
-    add_arguments: Callable,
-    help: str,
-    supports_accum: bool,
-) -> None:
-    """Register ``name`` -> ``from_args(args, provider=plugin)`` with its options and help."""
-    registry.register(
-        name,
-        functools.partial(from_args, provider=plugin),
-        add_arguments=add_arguments,
-        help=help,
-        supports_accum=supports_accum,
-        **({} if plugin is None else {"plugin": plugin}),
-    )
-
-
-def dist_kwargs(args: argparse.Namespace) -> dict:
-    """Upstream's distributed options from the parsed args (as ``create_loss`` reads them)."""
-    return dict(
-        local_loss=bool(getattr(args, "local_loss", False)),
-        gather_with_grad=bool(getattr(args, "gather_with_grad", False)),
-        rank=int(getattr(args, "rank", 0)),
-        world_size=int(getattr(args, "world_size", 1)),
-        use_horovod=bool(getattr(args, "horovod", False)),
-    )
+        """Gather ``inputs``, build the plan on their layout and evaluate it."""
+        layout, ts = self.layout(inputs)
+        return run_plan(plan_fn(layout).chunked(self.chunk_rows), logit_scale, ts)

@@ -1,4 +1,5 @@
-"""``--plugins alignclip``: AlignCLIP (METHODS.md §4-5; docs/alignclip.md).
+"""``--plugins alignclip``: AlignCLIP (docs/methods.md, "Object-IoU loss", "AlignCLIP data";
+docs/alignclip.md).
 
 - loss ``object-iou`` (``--oiou-beta``): soft targets from the IoU of caption object sets;
 - a sample stage attaching each sample's object ids from its shard's sidecar
@@ -16,21 +17,48 @@ import logging
 from alignclip_plugins import alignclip_options
 from alignclip_plugins.batching import pad_ids
 from alignclip_plugins.hookspecs import hookimpl
-from alignclip_plugins.losses import object_iou
+from alignclip_plugins.losses.config import ObjectIouConfig
+from alignclip_plugins.losses.object_iou import ObjectIouLoss
+from alignclip_plugins.plugins.loss_options import (
+    LossOption,
+    add_loss_options,
+    config_from_args,
+    dist_kwargs,
+    register_loss,
+)
 
+PLUGIN = "alignclip"
 ID_FIELDS = ("image_objects", "text_objects")
+OIOU_BETA = LossOption(
+    "--oiou-beta", "beta", "β: weight of the object-IoU similarity in the targets; 0 = CLIP."
+)
+LOSS_OPTIONS = (OIOU_BETA,)
 
 log = logging.getLogger(__name__)
+
+
+def make_loss(args) -> ObjectIouLoss:
+    """``object-iou`` from the parsed options (``--oiou-beta``, upstream's distributed ones)."""
+    config = config_from_args(ObjectIouConfig, LOSS_OPTIONS, args, ObjectIouLoss.loss_name)
+    return ObjectIouLoss(config, provider=PLUGIN, **dist_kwargs(args))
 
 
 @hookimpl
 def add_arguments(parser):
     alignclip_options.add_arguments(parser)
+    group = parser.add_argument_group("Object-IoU loss (docs/methods.md)")
+    add_loss_options(group, ObjectIouConfig, LOSS_OPTIONS)
 
 
 @hookimpl
 def register_losses(registry):
-    object_iou.register(registry, plugin="alignclip")
+    register_loss(
+        registry,
+        ObjectIouLoss,
+        make_loss,
+        plugin=PLUGIN,
+        help="AlignCLIP Object-IoU soft targets from caption object sets (--oiou-beta)",
+    )
 
 
 @hookimpl

@@ -1,4 +1,5 @@
-"""``--plugins softclip``: SoftCLIP (AAAI 2024) in open_clip's trainer (METHODS.md §3, §6).
+"""``--plugins softclip``: SoftCLIP (AAAI 2024) in open_clip's trainer (docs/methods.md,
+"SoftCLIP", "Guidance mix", "ROI features and tags", "ROI encoder").
 
 Per step, besides upstream's image/caption forward:
 
@@ -8,7 +9,9 @@ Per step, besides upstream's image/caption forward:
 * its tag sentence ("attr class, attr class, ...") goes through the model's own text tower,
   on the batch's longest tag sentence only (not the full context), to ``tag_features`` a_i;
 * the loss (``softclip``, or ``softclip-guidance-mix``) takes r, a and ``roi_valid``:
-  samples without ROIs take hard labels in their rows (counted, logged per epoch).
+  samples without ROIs take hard labels in their rows (counted, logged per epoch). Its
+  options (``--softclip-beta`` ...) are the fields of
+  :class:`~alignclip_plugins.losses.config.SoftClipConfig` and ``GuidanceMixConfig``.
 
 The tag encoding runs without autograd unless ``--softclip-tag-grad`` (the ROI-tag term
 then also trains the text tower on tag sentences) or ``--softclip-target-grad`` asks for
@@ -28,9 +31,17 @@ from alignclip_plugins import batching
 from alignclip_plugins.hookspecs import hookimpl
 from alignclip_plugins.host import unwrap
 from alignclip_plugins.io.shards import expand_patterns
-from alignclip_plugins.losses import softclip as softclip_losses
+from alignclip_plugins.losses.config import GuidanceMixConfig, SoftClipConfig
+from alignclip_plugins.losses.softclip import GuidanceMixLoss, SoftClipLoss
 from alignclip_plugins.models.roi_encoder import MODES, build_roi_encoder
 from alignclip_plugins.models.text_trim import encode_text_trimmed
+from alignclip_plugins.plugins.loss_options import (
+    LossOption,
+    add_loss_options,
+    config_from_args,
+    dist_kwargs,
+    register_loss,
+)
 from alignclip_plugins.rois.check import check_sidecars
 from alignclip_plugins.rois.stage import PadTokens, RoiSampleStage, pad_id_of
 from alignclip_plugins.rois.storage import (
@@ -43,7 +54,39 @@ from alignclip_plugins.rois.storage import (
 log = logging.getLogger(__name__)
 
 PLUGIN = "softclip"
-LOSSES = (softclip_losses.LOSS_NAME, softclip_losses.GUIDANCE_MIX_LOSS_NAME)
+LOSSES = (SoftClipLoss.loss_name, GuidanceMixLoss.loss_name)
+
+#: options of both losses (the fields of SoftTargetConfig)
+SHARED_OPTIONS = (
+    LossOption("--softclip-beta", "beta", "β: weight of the self-similarity in the softened targets (eq. 8-9)."),
+    LossOption("--softclip-lambda", "lam", "λ: weight of the relation-enhanced loss (eq. 16)."),
+    LossOption("--softclip-relation-enhanced", "relation_enhanced", "Add the relation-enhanced (negatives-disentangled) loss (eq. 13-14)."),
+    LossOption("--softclip-symmetric", "symmetric", "Symmetric KL (eq. 15) instead of KL(target || prediction) (divergence kl)."),
+    LossOption("--softclip-v2l-target", "v2l_target", "Soft label of the image→text direction (Table 9)."),
+    LossOption("--softclip-l2v-target", "l2v_target", "Soft label of the text→image direction (Table 9)."),
+    LossOption("--softclip-divergence", "divergence", "kl (with --softclip-symmetric) or js (the paper's unstable ablation)."),
+    LossOption("--softclip-target-grad", "target_grad", "Let gradients flow through the soft targets."),
+)  # fmt: skip
+SOFTCLIP_OPTIONS = SHARED_OPTIONS + (
+    LossOption("--softclip-mu", "mu", "μ: weight of the hard CLIP loss (eq. 16; softclip only)."),
+    LossOption("--softclip-roi-tag-weight", "roi_tag_weight", "w_rt: weight of the ROI-tag CLIP term training the ROI branch (softclip only)."),
+)  # fmt: skip
+GUIDANCE_MIX_OPTIONS = SHARED_OPTIONS + (
+    LossOption("--softclip-gamma", "gamma", "γ of softclip-guidance-mix: γ L(R,A) + (1-γ) L(I,T) (Fig. 4a)."),
+)  # fmt: skip
+
+
+def make_softclip_loss(args) -> SoftClipLoss:
+    """``softclip`` from the parsed options (``--softclip-*``, upstream's distributed ones)."""
+    config = config_from_args(SoftClipConfig, SOFTCLIP_OPTIONS, args, SoftClipLoss.loss_name)
+    return SoftClipLoss(config, provider=PLUGIN, **dist_kwargs(args))
+
+
+def make_guidance_mix_loss(args) -> GuidanceMixLoss:
+    """``softclip-guidance-mix`` from the parsed options."""
+    name = GuidanceMixLoss.loss_name
+    config = config_from_args(GuidanceMixConfig, GUIDANCE_MIX_OPTIONS, args, name)
+    return GuidanceMixLoss(config, provider=PLUGIN, **dist_kwargs(args))
 
 
 @hookimpl
@@ -85,34 +128,52 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="Backpropagate the loss into the text tower through the tag encoding (default "
         "off: tags are encoded without autograd, the ROI-tag term trains the ROI encoder).",
     )
+    g = parser.add_argument_group("SoftCLIP losses (docs/methods.md)")
+    add_loss_options(g, SoftClipConfig, SOFTCLIP_OPTIONS)
+    add_loss_options(g, GuidanceMixConfig, GUIDANCE_MIX_OPTIONS[len(SHARED_OPTIONS) :])
 
 
 @hookimpl
 def register_losses(registry) -> None:
-    softclip_losses.register(registry, plugin=PLUGIN)
+    register_loss(
+        registry,
+        SoftClipLoss,
+        make_softclip_loss,
+        plugin=PLUGIN,
+        help="SoftCLIP: soft + relation-enhanced + CLIP loss from ROI/tag self-similarity",
+    )
+    register_loss(
+        registry,
+        GuidanceMixLoss,
+        make_guidance_mix_loss,
+        plugin=PLUGIN,
+        help="SoftCLIP Fig. 4a ablation: γ ROI/tag guidance + (1-γ) image/text guidance",
+    )
 
 
 def _uses_softclip_loss(args) -> bool:
-    return getattr(args, "loss", None) in LOSSES
+    return args.loss in LOSSES
 
 
 def _roi_grad(args) -> bool:
     """Whether the chosen loss sends gradients into the ROI features."""
-    if getattr(args, "softclip_target_grad", False):
+    if args.softclip_target_grad:
         return True
-    if getattr(args, "loss", None) == softclip_losses.GUIDANCE_MIX_LOSS_NAME:
+    if args.loss == GuidanceMixLoss.loss_name:
         return False  # no ROI-tag term
-    return getattr(args, "softclip_roi_tag_weight", 1.0) > 0
+    return args.softclip_roi_tag_weight > 0
 
 
 def _tag_grad(args) -> bool:
-    return bool(getattr(args, "softclip_tag_grad", False)) and (
-        _roi_grad(args) or getattr(args, "softclip_target_grad", False)
-    )
+    return bool(args.softclip_tag_grad) and (_roi_grad(args) or args.softclip_target_grad)
 
 
 @hookimpl
 def configure(args: argparse.Namespace) -> None:
+    if args.loss == SoftClipLoss.loss_name:  # options that cannot go together
+        config_from_args(SoftClipConfig, SOFTCLIP_OPTIONS, args, args.loss)
+    elif args.loss == GuidanceMixLoss.loss_name:
+        config_from_args(GuidanceMixConfig, GUIDANCE_MIX_OPTIONS, args, args.loss)
     if not 1 <= args.softclip_max_rois <= MAX_ROIS_LIMIT:
         raise ValueError(
             f"--softclip-max-rois must be in [1, {MAX_ROIS_LIMIT}], got {args.softclip_max_rois}"
@@ -122,7 +183,7 @@ def configure(args: argparse.Namespace) -> None:
     if not _uses_softclip_loss(args):
         log.warning(
             "--plugins softclip with --loss %s: ROI and tag features are computed but unused",
-            getattr(args, "loss", None),
+            args.loss,
         )
     if not args.train_data:
         return

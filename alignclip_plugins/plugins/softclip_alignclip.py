@@ -1,4 +1,5 @@
-"""``--plugins softclip_alignclip``: SoftCLIP's and AlignCLIP's soft targets combined.
+"""``--plugins softclip_alignclip``: SoftCLIP's and AlignCLIP's soft targets combined
+(docs/methods.md, "SoftCLIP + Object-IoU").
 
 Activates the ``softclip`` plugin (ROI features, tags, ROI encoder) and the ``alignclip``
 plugin (caption object sets, three text domains) and trains with the
@@ -9,17 +10,70 @@ SoftCLIP target ``(1-β) I + β P(R,R)`` and the Object-IoU target (see
 """
 
 from alignclip_plugins.hookspecs import hookimpl
-from alignclip_plugins.losses import softclip_alignclip
+from alignclip_plugins.losses.config import SoftClipAlignClipConfig
+from alignclip_plugins.losses.softclip_alignclip import SoftClipAlignClipLoss
+from alignclip_plugins.plugins import alignclip, softclip
+from alignclip_plugins.plugins.loss_options import (
+    LossOption,
+    add_loss_options,
+    config_from_args,
+    dist_kwargs,
+    register_loss,
+)
 
+PLUGIN = "softclip_alignclip"
 REQUIRES = ("softclip", "alignclip")
+
+WEIGHT = LossOption(
+    "--softclip-alignclip-weight",
+    "weight",
+    "ω: weight of the SoftCLIP ROI/tag target in the convex mix with the Object-IoU target "
+    "(1 = SoftCLIP).",
+)
+_CONFIG_FIELDS = set(SoftClipAlignClipConfig.__dataclass_fields__)
+#: the options the loss reads: its own and those of the plugins it builds on
+LOSS_OPTIONS = (
+    WEIGHT,
+    alignclip.OIOU_BETA.for_field("iou_beta"),
+    *(o for o in softclip.SOFTCLIP_OPTIONS if o.field in _CONFIG_FIELDS),
+)
+
+
+def _check_softclip_options(args) -> None:
+    if args.softclip_divergence != "kl" or args.softclip_target_grad:
+        raise ValueError(
+            f"--loss {SoftClipAlignClipLoss.loss_name} supports --softclip-divergence kl "
+            "without --softclip-target-grad only"
+        )
+
+
+def make_loss(args) -> SoftClipAlignClipLoss:
+    """``softclip-alignclip`` from the parsed options (divergence kl, no target gradient)."""
+    _check_softclip_options(args)
+    name = SoftClipAlignClipLoss.loss_name
+    config = config_from_args(SoftClipAlignClipConfig, LOSS_OPTIONS, args, name)
+    return SoftClipAlignClipLoss(config, provider=PLUGIN, **dist_kwargs(args))
+
+
+@hookimpl
+def add_arguments(parser) -> None:
+    group = parser.add_argument_group("softclip-alignclip loss (SoftCLIP + Object-IoU targets)")
+    add_loss_options(group, SoftClipAlignClipConfig, (WEIGHT,))
 
 
 @hookimpl
 def register_losses(registry) -> None:
-    softclip_alignclip.register(registry, plugin="softclip_alignclip")
+    register_loss(
+        registry,
+        SoftClipAlignClipLoss,
+        make_loss,
+        plugin=PLUGIN,
+        help="SoftCLIP + AlignCLIP: convex mix of ROI/tag and Object-IoU soft targets",
+    )
 
 
 @hookimpl
 def configure(args) -> None:
-    if getattr(args, "loss", None) == softclip_alignclip.LOSS_NAME:
-        softclip_alignclip.check_args(args)
+    if args.loss == SoftClipAlignClipLoss.loss_name:
+        _check_softclip_options(args)
+        config_from_args(SoftClipAlignClipConfig, LOSS_OPTIONS, args, args.loss)

@@ -1,9 +1,13 @@
 """Test kit for plugin authors: reusable checks for soft-label CLIP losses.
 
 ``from alignclip_plugins.testing import check_hard_label_limit, make_batch, ...``;
-see ``docs/writing-a-soft-label-plugin.md``. Needs torch (and open_clip for the
-hard-label check), not pytest.
+see ``docs/writing-a-soft-label-plugin.md``. ``reference`` holds the direct ``N x N``
+implementation of every loss of this project (:mod:`alignclip_plugins.losses.reference`),
+to compare a loss built on ours with. Needs torch (and open_clip for the hard-label
+check), not pytest.
 """
+
+from alignclip_plugins.losses import reference
 
 from .loss_checks import (
     DistCase,
@@ -29,4 +33,5 @@ __all__ = [
     "check_targets_are_distributions",
     "loss_and_grads",
     "make_batch",
+    "reference",
 ]

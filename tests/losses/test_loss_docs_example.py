@@ -35,7 +35,7 @@ def example(tmp_path, monkeypatch):
     for name in [
         m
         for m in sys.modules
-        if m == "same_label" or m.startswith("same_label.") or m == "test_same_label"
+        if m == "same_label" or m.startswith("same_label.") or m.startswith("test_same_label")
     ]:
         del sys.modules[name]
 
@@ -53,5 +53,14 @@ def test_example_tests_pass(example):
     tests = importlib.import_module("test_same_label")
     names = [n for n in dir(tests) if n.startswith("test_")]
     assert len(names) == 3
+    for name in names:
+        getattr(tests, name)()
+
+
+def test_example_on_the_row_block_engine_passes(example):
+    """Section 5: the same target on the public engine API equals the direct loss."""
+    tests = importlib.import_module("test_same_label_engine")
+    names = [n for n in dir(tests) if n.startswith("test_")]
+    assert len(names) == 2
     for name in names:
         getattr(tests, name)()

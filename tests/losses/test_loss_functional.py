@@ -1,13 +1,13 @@
-"""The functional losses against direct float64 computations of METHODS.md (loss_reference)."""
+"""The functional losses against the direct float64 reference (alignclip_plugins.losses.reference)."""
 
 import math
 
-import loss_reference as R
 import pytest
 import torch
 from open_clip.loss import ClipLoss
 
 from alignclip_plugins.losses import functional as Fn
+from alignclip_plugins.losses import reference as R
 
 F64 = torch.float64
 

@@ -1,22 +1,17 @@
-"""The nn.Module losses: inputs, outputs, CLI options, registration, gradient accumulation."""
+"""The nn.Module losses: inputs, outputs, options, gradient accumulation."""
 
-import argparse
-
-import loss_reference as R
 import pytest
 import torch
 from open_clip.loss import ClipLoss
 from torch import nn
 
-from alignclip_plugins.losses import label_smoothing, object_iou, softclip
+from alignclip_plugins.losses import functional as F
+from alignclip_plugins.losses import reference as R
 from alignclip_plugins.losses.base import MissingLossInputError
 from alignclip_plugins.losses.label_smoothing import LabelSmoothingLoss
 from alignclip_plugins.losses.object_iou import ObjectIouLoss
 from alignclip_plugins.losses.softclip import GuidanceMixLoss, SoftClipLoss
-from alignclip_plugins.registry import LossRegistry
 from alignclip_plugins.testing import make_batch
-
-MODULES = [label_smoothing, softclip, object_iou]
 
 
 def batch64(n=6):
@@ -52,6 +47,32 @@ def test_modules_match_reference_and_sum_to_total():
         oi["object_iou_loss"],
         R.object_iou(v, t, s, b["image_objects"], b["text_objects"], beta=0.7),
     )
+
+
+def test_function_and_module_compute_the_same_loss_by_default():
+    """One default per option: SoftCLIP's roi_tag_weight once differed (0 vs 1)."""
+    from alignclip_plugins.losses.softclip_alignclip import (
+        SoftClipAlignClipLoss,
+        softclip_alignclip_loss,
+    )
+
+    b = batch64()
+    v, t, s = b["image_features"], b["text_features"], b["logit_scale"]
+    r, a, io, to = b["roi_features"], b["tag_features"], b["image_objects"], b["text_objects"]
+    renamed = {"clip": "contrastive"}
+    cases = [
+        (SoftClipLoss(), F.softclip_loss(v, t, r, a, s), renamed),
+        (GuidanceMixLoss(), F.guidance_mix_loss(v, t, r, a, s), {}),
+        (LabelSmoothingLoss(), {"label_smoothing": F.label_smoothing_loss(v, t, s)}, {}),
+        (ObjectIouLoss(), {"object_iou": F.object_iou_loss(v, t, s, io, to)}, {}),
+        (SoftClipAlignClipLoss(), softclip_alignclip_loss(v, t, r, a, s, io, to), renamed),
+    ]
+    for module, functional, names in cases:
+        got = module(**b, output_dict=True)
+        assert set(got) == {f"{names.get(k, k)}_loss" for k in functional}, type(module)
+        for k, value in functional.items():
+            torch.testing.assert_close(got[f"{names.get(k, k)}_loss"], value)
+    assert "roi_tag" in cases[0][1] and "roi_tag" in cases[-1][1]
 
 
 def test_unused_inputs_and_logit_bias_are_ignored():
@@ -103,105 +124,6 @@ def test_invalid_options_fail_at_construction():
         ObjectIouLoss(beta=1.5)
     with pytest.raises(ValueError):
         LabelSmoothingLoss(alpha=2.0)
-
-
-def parser_with_all():
-    p = argparse.ArgumentParser()
-    for m in MODULES:
-        m.add_arguments(p)
-        m.add_arguments(p)  # shared options are added once
-    p.add_argument("--local-loss", action="store_true")
-    p.add_argument("--gather-with-grad", action="store_true")
-    p.add_argument("--horovod", action="store_true")
-    p.set_defaults(rank=0, world_size=1)
-    return p
-
-
-def test_cli_defaults_match_constructor_defaults():
-    args = parser_with_all().parse_args([])
-    assert args.ls_alpha == 0.2 and args.oiou_beta == object_iou.DEFAULT_BETA
-    assert (args.softclip_beta, args.softclip_lambda, args.softclip_mu) == (0.3, 1.0, 1.0)
-    assert (
-        args.softclip_relation_enhanced
-        and args.softclip_symmetric
-        and not args.softclip_target_grad
-    )
-    assert (args.softclip_v2l_target, args.softclip_l2v_target, args.softclip_divergence) == (
-        "R2R",
-        "A2A",
-        "kl",
-    )
-    assert args.softclip_roi_tag_weight == 1.0 and args.softclip_gamma == 0.5
-    assert softclip.from_args(args).options == SoftClipLoss().options
-    assert guidance_mix_options(args) == GuidanceMixLoss().options
-
-
-def guidance_mix_options(args):
-    return softclip.guidance_mix_from_args(args).options
-
-
-def test_cli_options_reach_the_losses():
-    argv = (
-        "--ls-alpha 0.1 --softclip-beta 0.5 --softclip-lambda 2 --softclip-mu 0.5 "
-        "--no-softclip-relation-enhanced --no-softclip-symmetric --softclip-v2l-target R2A "
-        "--softclip-l2v-target A2R --softclip-divergence js --softclip-gamma 0.8 "
-        "--softclip-target-grad --softclip-roi-tag-weight 0 --oiou-beta 0.25 "
-        "--local-loss --gather-with-grad"
-    ).split()
-    args = parser_with_all().parse_args(argv)
-    args.rank, args.world_size = 1, 4
-    ls = label_smoothing.from_args(args)
-    assert (
-        ls.alpha == 0.1
-        and ls.local_loss
-        and ls.gather_with_grad
-        and (ls.rank, ls.world_size) == (1, 4)
-    )
-    sc = softclip.from_args(args)
-    assert sc.options == dict(
-        beta=0.5,
-        lam=2.0,
-        mu=0.5,
-        relation_enhanced=False,
-        symmetric=False,
-        v2l_target="R2A",
-        l2v_target="A2R",
-        divergence="js",
-        target_grad=True,
-        roi_tag_weight=0.0,
-    )
-    gm = softclip.guidance_mix_from_args(args)
-    assert gm.options["gamma"] == 0.8 and gm.options["divergence"] == "js"
-    oi = object_iou.from_args(args)
-    assert oi.beta == 0.25 and oi.world_size == 4
-    with pytest.raises(SystemExit):
-        parser_with_all().parse_args(["--softclip-v2l-target", "I2I"])
-
-
-def test_register_one_line_per_module():
-    reg = LossRegistry()
-    label_smoothing.register(reg, "label_smoothing")
-    softclip.register(reg, "softclip")
-    object_iou.register(reg, "alignclip")
-    assert reg.names() == ["label-smoothing", "object-iou", "softclip", "softclip-guidance-mix"]
-    assert label_smoothing.LOSS_NAME == "label-smoothing" and object_iou.LOSS_NAME == "object-iou"
-    accum = {n: reg.get(n).supports_accum for n in reg.names()}
-    assert accum == {
-        "label-smoothing": True,
-        "object-iou": False,
-        "softclip": True,
-        "softclip-guidance-mix": True,
-    }
-    p = argparse.ArgumentParser()
-    for n in reg.names():  # what the host does: every registered loss adds its options
-        reg.get(n).add_arguments(p)
-    args = p.parse_args(["--softclip-beta", "0.2"])
-    args.rank, args.world_size = 0, 1
-    loss = reg.create("softclip-guidance-mix", args)
-    assert isinstance(loss, GuidanceMixLoss) and loss.options["beta"] == 0.2
-    assert reg.get("object-iou").plugin == "alignclip"
-    with pytest.raises(MissingLossInputError, match="'alignclip'"):
-        reg.create("object-iou", args)(**{k: v for k, v in batch64().items() if "objects" not in k})
 
 
 # --- --accum-freq: emulate upstream train_one_epoch's accumulation on a tiny model --------

@@ -4,8 +4,8 @@ import functools
 
 import pytest
 import torch
-from loss_reference import clip, iou_matrix, kl, neg_disentangle, softmax_rows, sym_kl
 
+from alignclip_plugins.losses import reference as R
 from alignclip_plugins.losses.softclip import SoftClipLoss
 from alignclip_plugins.losses.softclip_alignclip import (
     SoftClipAlignClipLoss,
@@ -22,34 +22,6 @@ from alignclip_plugins.testing import (
 )
 
 EXTRAS = ("roi_features", "tag_features")
-
-
-def reference(v, t, r, a, s, io, to, *, weight, beta, iou_beta, lam, mu, symmetric, rt=0.0):
-    """The module doc's formula, written out with N x N float64 matrices."""
-    n = v.shape[0]
-    eye = torch.eye(n, dtype=torch.float64)
-    S = iou_matrix(io, to)
-    S = S * (1 - eye) + eye
-    sd = s.detach()
-    targets = (
-        weight * ((1 - beta) * eye + beta * softmax_rows(r, r, sd))
-        + (1 - weight) * ((1 - iou_beta) * eye + iou_beta * S / S.sum(1, keepdim=True)),
-        weight * ((1 - beta) * eye + beta * softmax_rows(a, a, sd))
-        + (1 - weight) * ((1 - iou_beta) * eye + iou_beta * (S / S.sum(0, keepdim=True)).T),
-    )
-    div = sym_kl if symmetric else kl
-    soft = relation = 0.0
-    for y, p in zip(targets, (softmax_rows(v, t, s), softmax_rows(t, v, s))):
-        y = y.detach()
-        soft = soft + 0.5 * div(y, p).mean()
-        # a row with no target mass off the diagonal (no shared object, ω = 0) adds nothing
-        has_mass = (y * (1 - eye)).sum(1) > 0
-        rel = div(neg_disentangle(y)[has_mass], neg_disentangle(p)[has_mass])
-        relation = relation + 0.5 * rel.sum() / n
-    out = {"soft": soft, "relation": lam * relation, "clip": mu * clip(v, t, s)}
-    if rt:
-        out["roi_tag"] = rt * clip(r, a, s)
-    return out
 
 
 def batch(n=7, seed=0, dtype=torch.float64):
@@ -72,7 +44,7 @@ def test_values_and_gradients_match_float64_reference(opts, n):
     loss = SoftClipAlignClipLoss(**opts, roi_tag_weight=rt, chunk_rows=3)
     got, got_g = loss_and_grads(loss, b)
     ins = {k: v.detach().clone().requires_grad_(v.dtype.is_floating_point) for k, v in b.items()}
-    want = reference(
+    want = R.softclip_alignclip(
         ins["image_features"],
         ins["text_features"],
         ins["roi_features"],
@@ -80,11 +52,12 @@ def test_values_and_gradients_match_float64_reference(opts, n):
         ins["logit_scale"],
         ins["image_objects"],
         ins["text_objects"],
-        rt=rt,
+        roi_tag_weight=rt,
         **opts,
     )
     names = {"soft": "soft_loss", "relation": "relation_loss", "clip": "contrastive_loss"}
     names["roi_tag"] = "roi_tag_loss"
+    assert set(got) - {"total"} == {names[k] for k in want}  # zero-weight terms omitted
     for key, value in want.items():
         if key == "clip" and opts["mu"] == 0:
             assert "contrastive_loss" not in got
@@ -146,4 +119,73 @@ def test_autocast_and_distributed_equivalence():
     case = functools.partial(SoftClipAlignClipLoss, roi_tag_weight=0.5, chunk_rows=3)
     check_distributed_equivalence(
         [DistCase("softclip-alignclip", case, b)], world_size=2, rtol=1e-9, atol=1e-11
+    )
+
+
+def with_roi_valid(b, valid):
+    b = dict(b)
+    b["roi_valid"] = torch.tensor(valid)
+    return b
+
+
+VALID7 = [True, False, True, True, False, True, False]
+
+
+@pytest.mark.parametrize(
+    "opts",
+    [
+        dict(weight=0.5, symmetric=True, roi_tag_weight=0.7),
+        dict(weight=0.2, beta=0.6, iou_beta=0.9, lam=0.5, mu=0.0, symmetric=True),
+        dict(weight=0.5, symmetric=False, roi_tag_weight=1.0),
+        dict(weight=1.0, symmetric=True, roi_tag_weight=0.3),
+    ],
+)
+def test_samples_without_rois_take_the_hard_label(opts):
+    """roi_valid: the SoftCLIP part of an ROI-less sample's target is e_i (not the softmax
+    of a zero ROI vector), against the direct reference; values and gradients."""
+    b = with_roi_valid(batch(7, seed=11), VALID7)
+    loss = SoftClipAlignClipLoss(**opts, chunk_rows=3)
+    got, got_g = loss_and_grads(loss, b)
+    ins = {k: v.detach().clone().requires_grad_(v.dtype.is_floating_point) for k, v in b.items()}
+    keys = ("image_features", "text_features", "roi_features", "tag_features", "logit_scale")
+    want = R.softclip_alignclip(
+        *(ins[k] for k in keys), ins["image_objects"], ins["text_objects"],
+        roi_valid=ins["roi_valid"], **opts,
+    )  # fmt: skip
+    names = {"soft": "soft_loss", "relation": "relation_loss", "clip": "contrastive_loss"}
+    names["roi_tag"] = "roi_tag_loss"
+    assert set(got) - {"total"} == {names[k] for k in want}
+    for key, value in want.items():
+        torch.testing.assert_close(got[names[key]], value.detach(), rtol=1e-9, atol=1e-11)
+    grads = torch.autograd.grad(sum(want.values()), [ins[k] for k in keys], allow_unused=True)
+    for k, g in zip(keys, grads):
+        g = torch.zeros_like(ins[k]) if g is None else g
+        torch.testing.assert_close(got_g[k], g, rtol=1e-8, atol=1e-10, msg=f"d/d{k}")
+    # the mask matters: ignoring it (the old behaviour) gives another loss
+    ignored, _ = loss_and_grads(loss, {k: v for k, v in b.items() if k != "roi_valid"})
+    assert abs(ignored["total"].item() - got["total"].item()) > 1e-3
+    # the functional form takes the same flags
+    out = softclip_alignclip_loss(
+        *(b[k] for k in keys), b["image_objects"], b["text_objects"], roi_valid=b["roi_valid"],
+        **opts,
+    )  # fmt: skip
+    torch.testing.assert_close(sum(out.values()).detach(), got["total"])
+
+
+def test_weight_one_with_roi_valid_is_softclip():
+    b = with_roi_valid(batch(7, seed=12), VALID7)
+    mixed, mixed_g = loss_and_grads(SoftClipAlignClipLoss(weight=1.0, roi_tag_weight=0.4), b)
+    core = {k: v for k, v in b.items() if "objects" not in k}
+    soft, soft_g = loss_and_grads(SoftClipLoss(roi_tag_weight=0.4), core)
+    for k in soft:
+        torch.testing.assert_close(mixed[k], soft[k], rtol=1e-10, atol=1e-12)
+    for k in soft_g:
+        torch.testing.assert_close(mixed_g[k], soft_g[k], rtol=1e-9, atol=1e-12)
+
+
+def test_distributed_equivalence_with_roi_valid():
+    b = with_roi_valid(batch(8, seed=13), [True, False, True, True, True, True, False, True])
+    case = functools.partial(SoftClipAlignClipLoss, roi_tag_weight=0.5, chunk_rows=3)
+    check_distributed_equivalence(
+        [DistCase("softclip-alignclip-roi-valid", case, b)], world_size=2, rtol=1e-9, atol=1e-11
     )

@@ -1,5 +1,6 @@
 """``--plugins softclip`` through the real trainer (subprocesses, tiny ViT, oracle ROIs)."""
 
+import argparse
 import json
 import os
 import re
@@ -118,9 +119,12 @@ def test_startup_errors_name_the_shard_and_the_fix(synth_data, rois, tmp_path):
     write_sidecar(wrong, "train-000003.tar", [("x", np.zeros((1, 2048)), [1.0], ["a b"])], 1,
                   dim=2048)  # fmt: skip
     split = json.loads((synth_data / "manifest.json").read_text())["splits"]["train"]
-    args = Namespace(softclip_max_rois=10, softclip_roi_layers=1, loss="softclip",
-                     train_data=str(synth_data / split["pattern"]), dataset_type="webdataset",
-                     softclip_rois=str(wrong))  # fmt: skip
+    options = argparse.ArgumentParser()
+    softclip_plugin.add_arguments(options)  # the plugin's options at their defaults
+    args = Namespace(**{**vars(options.parse_args([])), "softclip_max_rois": 10,
+                        "softclip_roi_layers": 1, "loss": "softclip",
+                        "train_data": str(synth_data / split["pattern"]),
+                        "dataset_type": "webdataset", "softclip_rois": str(wrong)})  # fmt: skip
     with pytest.raises(ValueError, match="train-000003.rois: vectors of size 2048, expected 2052"):
         softclip_plugin.configure(args=args)
     args.softclip_rois = str(rois)
