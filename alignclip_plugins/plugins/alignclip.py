@@ -9,6 +9,10 @@
 - ``image_objects`` / ``text_objects`` collated (padded with -1) and passed to the loss;
 - class prototypes for upstream's ImageNet zero-shot eval from templates, descriptions or
   both (``--alignclip-zeroshot-prototypes``, ``--alignclip-zeroshot-descriptions``).
+
+It requires the ``captions`` plugin: on multi-caption shards (one caption a line) each
+sample shows one caption per epoch, ``random`` by default (``--caption-choice``), and its
+object set O_i is that caption's (the sidecars hold one set per caption line).
 """
 
 import logging
@@ -19,6 +23,9 @@ from alignclip_plugins.hookspecs import hookimpl
 from alignclip_plugins.losses import object_iou
 
 ID_FIELDS = ("image_objects", "text_objects")
+
+REQUIRES = ("captions",)  # one caption per sample, and its object set
+CAPTION_CHOICE = "random"  # the default --caption-choice: a new caption every epoch
 
 log = logging.getLogger(__name__)
 
