@@ -176,6 +176,11 @@ class GuidanceMixLoss(SoftClipLoss):
         del self.options["mu"], self.options["roi_tag_weight"]
         self.options["gamma"] = gamma
 
+    def _features(self, image_features, text_features, extra) -> list[Tensor]:
+        if self.options["gamma"] == 0:  # L(I,T) only: no ROI or tag input (detector-free)
+            return [image_features, text_features]
+        return super()._features(image_features, text_features, extra)
+
     def forward(
         self,
         image_features: Tensor,
