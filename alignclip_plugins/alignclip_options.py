@@ -191,9 +191,17 @@ def _check_training(args: argparse.Namespace) -> None:
             "--alignclip-objects: "
             + missing_sidecars_message(missing, index.locations, str(args.train_data).split("::"))
         )
-    present = [index.path_for(u) for u in urls if u not in missing]
+    present = [(u, index.path_for(u)) for u in urls if u not in missing]
     if present:
-        _check_sidecar_matches_vocabulary(present[0], vocabulary, args.alignclip_vocabulary)
+        _check_sidecar_matches_vocabulary(present[0][1], vocabulary, args.alignclip_vocabulary)
+        local = next(((u, p) for u, p in present if os.path.isfile(u)), None)
+        if local is not None:
+            from alignclip_plugins.objects.sample_objects import check_caption_counts
+
+            try:
+                check_caption_counts(*local, str(args.train_data).split("::"))
+            except (OSError, ValueError) as e:
+                raise ValueError(f"--alignclip-objects: {e}") from None
     p_caption, p_prompt, p_description = args.alignclip_domains
     if p_description > 0:
         if not args.alignclip_descriptions:

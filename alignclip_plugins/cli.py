@@ -16,6 +16,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "objects": ("alignclip_plugins.objects.cli", "parse caption objects; vocabulary statistics"),
     "describe": ("alignclip_plugins.descriptions.cli", "LLM visual descriptions of objects"),
     "rois": ("alignclip_plugins.rois.cli", "ROI features and tags: convert detector outputs"),
+    "captions": (
+        "alignclip_plugins.captions.cli",
+        "captioned image folders into multi-caption shards",
+    ),
     "eval": ("alignclip_plugins.evaluation.cli", "evaluate a checkpoint on a downstream task"),
     "tables": ("alignclip_plugins.tables.cli", "render the papers' tables from run results"),
 }

@@ -10,7 +10,10 @@ entry-point group ``open_clip_train.plugins``::
 and enabled with ``python -m open_clip_train.main --plugins my_plugin ...`` (a dotted
 module path works too, without packaging). A plugin that builds on others sets
 ``REQUIRES = ("softclip", "alignclip")`` in its module: they are then activated with it,
-after it. Implement only the hooks you need; every hook
+after it. A plugin that needs one caption per sample from multi-caption shards (``txt`` with
+one caption a line) requires ``"captions"`` and may set ``CAPTION_CHOICE = "random"``: the
+default of ``--caption-choice`` then (see :mod:`alignclip_plugins.plugins.captions`).
+Implement only the hooks you need; every hook
 receives the parsed ``args`` (upstream's options plus yours). Batches are dicts:
 ``{"image": (B, 3, H, W), "text": (B, L) token ids, <your fields>...}``.
 
@@ -73,6 +76,9 @@ def sample_stages(args: argparse.Namespace, is_train: bool, tokenizer, epoch) ->
     A sample then holds ``image`` (PIL), ``text`` (str), ``__key__``, ``__url__`` (the
     shard) and the tar's other members. Stages may add fields (read from the sample or
     from sidecar files) or rewrite ``text``; image preprocessing and tokenisation follow.
+    With ``--plugins captions`` active its stage runs first: ``text`` is then the chosen
+    caption and the sample has ``caption_count`` (its number of captions) and
+    ``caption_index`` (the chosen one; None for ``--caption-choice all``).
     ``epoch`` is the pipeline's shared epoch: ``epoch.get_value()`` is the current epoch,
     also inside loader workers and after ``--resume`` (upstream's ``SharedEpoch``; None
     when the caller has none). Take it only if your stage draws per-epoch randomness.

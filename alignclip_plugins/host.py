@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.metadata
+import importlib.util
 import logging
 from collections.abc import Callable, Sequence
 
@@ -19,6 +20,8 @@ from alignclip_plugins import batching, hookspecs
 from alignclip_plugins.registry import LossRegistry, LossSpec
 
 log = logging.getLogger(__name__)
+
+BUILTIN_PACKAGE = "alignclip_plugins.plugins"  # the first-party plugins' modules
 
 
 class PluginError(ValueError):
@@ -47,6 +50,10 @@ def load_plugin(name: str):
             raise PluginError(
                 f"plugin {name!r} ({installed[name].value}) failed to import: {exc}"
             ) from exc
+    if name.isidentifier() and importlib.util.find_spec(f"{BUILTIN_PACKAGE}.{name}") is not None:
+        # a built-in plugin newer than the installed metadata (an editable install that
+        # was not reinstalled): its entry point is missing, its module is not
+        return importlib.import_module(f"{BUILTIN_PACKAGE}.{name}")
     if "." in name:
         try:
             return importlib.import_module(name)

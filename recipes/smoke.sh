@@ -2,8 +2,11 @@
 # CI smoke of the recipes: every table's script at smoke scale (tiny model, a few CPU steps,
 # the embedded synthetic data, stand-in benchmarks), a subset of rows per table chosen so that
 # every method and every evaluation task runs at least once; rows shared between tables
-# train once. Writes to $ALIGNCLIP_SMOKE_LOGS (default runs-smoke) and $ALIGNCLIP_DATA_ROOT/synthetic
-# (default data/synthetic). Needs bash >= 4. About 16 min on a loaded 2-core CPU machine.
+# train once. mini/flickr8k makes its own multi-caption data (a small Kaggle-layout folder of
+# rendered images with five captions each, converted by `alignclip captions convert`) under
+# $ALIGNCLIP_DATA_ROOT/flickr8k-smoke. Writes to $ALIGNCLIP_SMOKE_LOGS (default runs-smoke)
+# and $ALIGNCLIP_DATA_ROOT/synthetic (default data/synthetic). Needs bash >= 4. About 24 min
+# on a loaded 2-core CPU machine (mini/flickr8k: 8 of them).
 #
 #   recipes/smoke.sh                 # all tables
 #   recipes/smoke.sh softclip/table6 # some tables (their smoke rows)
@@ -31,11 +34,12 @@ declare -A ROWS=(
     [alignclip/parsing]="vocab"
     [alignclip/main]=""
     [alignclip/softclip_alignclip]=""
+    [mini/flickr8k]=""
 )
 ORDER=(softclip/table1 softclip/table2 softclip/table3 softclip/table4 softclip/table5
        softclip/fig6 softclip/table6 softclip/table9 softclip/table10 softclip/fig4a
        softclip/fig4b softclip/fig8 alignclip/supp_table1 alignclip/supp_table2
-       alignclip/parsing alignclip/main alignclip/softclip_alignclip)
+       alignclip/parsing alignclip/main alignclip/softclip_alignclip mini/flickr8k)
 
 tables=("$@")
 [[ ${#tables[@]} -gt 0 ]] || tables=("${ORDER[@]}")

@@ -102,3 +102,34 @@ def no_proxy(monkeypatch):
         "ALL_PROXY",
     ):
         monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(scope="session")
+def multicaption_data(tmp_path_factory) -> dict[str, Path]:
+    """Multi-caption shards as a user makes them: a Kaggle-layout folder (24 rendered images,
+    five captions each, ``captions.txt``, ``nouns.txt``) converted by ``alignclip captions
+    convert`` (train: 2 shards of 8, val: 8), their per-caption object sidecars (vocab parser
+    with the noun list) and the vocabulary."""
+    from alignclip_plugins.captions.convert import ImageOptions, convert, plan_splits
+    from alignclip_plugins.captions.layout import split_shards
+    from alignclip_plugins.captions.sources import read_annotations
+    from alignclip_plugins.objects.run import parse_inputs
+    from alignclip_plugins.objects.stats import build_vocabulary, count_objects, write_vocabulary
+    from alignclip_plugins.objects.vocabulary import VocabParser
+    from alignclip_plugins.recipes.standins import kaggle_captions_standin
+
+    root = tmp_path_factory.mktemp("multicaption")
+    kaggle = kaggle_captions_standin(root / "kaggle", images=24, image_size=64)
+    plan = plan_splits(read_annotations(kaggle / "captions.txt"), kaggle / "Images", val_size=8)
+    convert(plan, root / "shards", ImageOptions(), shard_size=8, progress=False)
+    train = split_shards(root / "shards", "train")
+    parse_inputs(train, VocabParser(kaggle / "nouns.txt"), root / "objects", progress=False)
+    write_vocabulary(root / "vocabulary.json", build_vocabulary(count_objects([root / "objects"])))
+    return {
+        "kaggle": kaggle,
+        "shards": root / "shards",
+        "train": root / "shards" / "train-{000000..000001}.tar",
+        "val": root / "shards" / "val-000000.tar",
+        "objects": root / "objects",
+        "vocabulary": root / "vocabulary.json",
+    }

@@ -1,4 +1,10 @@
-"""Image-text retrieval on captioned images (one or more captions per image)."""
+"""Image-text retrieval on captioned images (one or more captions per image).
+
+The standard protocol of Flickr8k / Flickr30k / COCO (5 captions an image): every caption
+is a query, a hit at text→image R@k when its own image is among the k best images; every
+image is a query, a hit at image→text R@k when any of its captions is among the k best
+captions. With one caption per image both reduce to the usual pairwise recall.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,7 @@ from dataclasses import dataclass
 import torch
 from tqdm import tqdm
 
+from alignclip_plugins.captions.choice import caption_lines
 from alignclip_plugins.evaluation.encoder import Encoder
 from alignclip_plugins.evaluation.metrics import best_positive_rank
 from alignclip_plugins.evaluation.shards import as_text, iterate_batches
@@ -106,7 +113,7 @@ def evaluate(
     A sample's ``txt`` member may hold several captions, one per line; each is a query.
     """
     batches = (
-        (images, [[c for c in as_text(text).splitlines() if c.strip()] for (text,) in rows])
+        (images, [caption_lines(as_text(text)) for (text,) in rows])
         for images, rows in tqdm(
             iterate_batches(urls, preprocess, ("txt",), batch_size), desc="retrieval", unit="batch"
         )

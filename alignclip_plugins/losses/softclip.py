@@ -93,3 +93,9 @@ class GuidanceMixLoss(_SoftClipFamily):
 
     def _plan(self, layout):
         return guidance_mix_plan(layout, self.config)
+
+    def terms(self, image_features, text_features, logit_scale, extra) -> dict[str, Tensor]:
+        if self.config.gamma == 0:  # L(I,T) only: no ROI or tag input (detector-free)
+            inputs = {IMAGE: image_features, TEXT: text_features}
+            return self.evaluate(self._plan, logit_scale, inputs)
+        return super().terms(image_features, text_features, logit_scale, extra)

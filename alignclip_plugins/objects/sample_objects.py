@@ -1,9 +1,15 @@
 """Each webdataset sample's image-side object ids (the set O_i), read from its shard's sidecar.
 
 ``alignclip objects parse`` writes one sidecar per shard, ``<shard stem>.objects.jsonl``
-(``{"key", "objects"}`` lines). During training, :class:`AttachObjectIds` looks up the
-sidecar of each sample's shard (``__url__``), maps the object names to vocabulary ids
-(objects outside the vocabulary are dropped) and adds ``image_objects`` (a tuple of ids).
+(``{"key", "objects"}`` lines, plus ``captions``: one set per caption line for samples with
+several captions). During training, :class:`AttachObjectIds` looks up the sidecar of each
+sample's shard (``__url__``), maps the object names to vocabulary ids (objects outside the
+vocabulary are dropped) and adds ``image_objects`` (a tuple of ids): the set of the caption
+the ``captions`` plugin chose for the sample (``caption_index``), the union over its
+captions for ``--caption-choice all``. A sidecar whose number of sets for a sample differs
+from the sample's number of caption lines (a sidecar written for one caption per sample
+used with multi-caption shards, or the reverse) is an error naming the shard, the key and
+the command that rewrites it.
 
 It scales to CC3M-sized datasets: a sidecar is read only when a sample of its shard
 arrives, and only the sidecars of the shards currently in the shuffle buffer are kept
@@ -22,7 +28,7 @@ from pathlib import Path
 
 from alignclip_plugins.io.shards import shard_stem
 from alignclip_plugins.objects.run import CONFIG_FILE as PARSE_CONFIG_FILE
-from alignclip_plugins.objects.sidecar import SIDECAR_SUFFIX, iter_sidecar, sidecar_files
+from alignclip_plugins.objects.sidecar import SIDECAR_SUFFIX, iter_records, sidecar_files
 
 log = logging.getLogger(__name__)
 
@@ -68,13 +74,31 @@ def vocabulary_ids(names: Sequence[str]) -> dict[str, int]:
     return {name: i for i, name in enumerate(names)}
 
 
+class CaptionIds(tuple):
+    """A multi-caption sample's object ids: the tuple is the union over its captions (in
+    order of first mention), ``captions`` one id tuple per caption line."""
+
+    captions: tuple[tuple[int, ...], ...]
+
+    def __new__(cls, union: Sequence[int], captions: Sequence[tuple[int, ...]]) -> CaptionIds:
+        self = super().__new__(cls, union)
+        self.captions = tuple(captions)
+        return self
+
+
+def num_caption_sets(ids: tuple[int, ...]) -> int:
+    """How many captions a sidecar entry has object sets for."""
+    return len(ids.captions) if isinstance(ids, CaptionIds) else 1
+
+
 def load_shard_objects(
     path: str | os.PathLike, ids: Mapping[str, int], dropped: Counter | None = None
 ) -> dict[str, tuple[int, ...]]:
     """Object ids by sample key of one sidecar; names outside ``ids`` are dropped (counted
-    in ``dropped`` by name). Each id appears once per sample, in caption order."""
-    out: dict[str, tuple[int, ...]] = {}
-    for key, names in iter_sidecar(path):
+    in ``dropped`` by name). Each id appears once per sample, in caption order. Multi-caption
+    records give a :class:`CaptionIds`."""
+
+    def to_ids(names: Sequence[str]) -> tuple[int, ...]:
         kept = []
         for name in names:
             i = ids.get(name)
@@ -83,8 +107,68 @@ def load_shard_objects(
                     dropped[name] += 1
             else:
                 kept.append(i)
-        out[key] = tuple(dict.fromkeys(kept))
+        return tuple(dict.fromkeys(kept))
+
+    out: dict[str, tuple[int, ...]] = {}
+    for record in iter_records(path):
+        if record.captions is None:
+            out[record.key] = to_ids(record.objects)
+        else:
+            sets = [to_ids(names) for names in record.captions]
+            out[record.key] = CaptionIds(dict.fromkeys(i for s in sets for i in s), sets)
     return out
+
+
+def caption_count_mismatch(
+    key: str,
+    shard: str,
+    sidecar: str | os.PathLike,
+    in_shard: int,
+    in_sidecar: int,
+    inputs: Sequence[str] = (),
+) -> str:
+    """The error for a sample whose caption lines and sidecar object sets do not pair up;
+    ``inputs``: the training shard patterns to re-parse (default: the shard)."""
+    patterns = " ".join(f"'{p}'" for p in (inputs or [shard]))
+    rerun = (
+        f"re-parse the training shards with: alignclip objects parse {patterns} --out "
+        f"{Path(sidecar).parent} --overwrite (plus the --parser options you used)"
+    )
+    if in_sidecar == 1:
+        why = (
+            f"{sidecar} holds one object set per sample (it was written for one caption per "
+            f"sample, or by a version of 'alignclip objects parse' before per-caption sets), "
+            f"but sample {key!r} of {shard} has {in_shard} captions, one a line"
+        )
+    elif in_shard == 1:
+        why = (
+            f"{sidecar} was written for multi-caption shards ({in_sidecar} object sets for "
+            f"sample {key!r}), but {shard} holds one caption for it"
+        )
+    else:
+        why = (
+            f"caption-count mismatch for sample {key!r}: {shard} has {in_shard} caption "
+            f"lines, {sidecar} {in_sidecar} object sets (the sidecar comes from other shards)"
+        )
+    return f"{why}; {rerun}"
+
+
+def check_caption_counts(
+    shard: str, sidecar: str | os.PathLike, inputs: Sequence[str] = ()
+) -> None:
+    """Raise ValueError if a sample of the (local) ``shard`` has another number of caption
+    lines than ``sidecar`` has object sets for it; the start-up check of one shard."""
+    from alignclip_plugins.captions.choice import caption_lines
+    from alignclip_plugins.objects.captions import iter_captions
+
+    sets = {record.key: record.num_captions for record in iter_records(sidecar)}
+    for caption in iter_captions(shard):
+        in_shard = len(caption_lines(caption.text))
+        in_sidecar = sets.get(caption.key)
+        if in_shard and in_sidecar is not None and in_sidecar != in_shard:
+            raise ValueError(
+                caption_count_mismatch(caption.key, shard, sidecar, in_shard, in_sidecar, inputs)
+            )
 
 
 class AttachObjectIds:
@@ -160,13 +244,29 @@ class AttachObjectIds:
                     found = objects.get(sample["__key__"])
                     if found is None:
                         self.stats["without_entry"] += 1
-                    ids = found or ()
+                        ids = ()
+                    else:
+                        ids = self.caption_objects(found, sample, url)
                 self.stats["empty"] += not ids
                 sample["image_objects"] = ids
                 yield sample
         finally:
             if self.stats["samples"]:
                 self.log_pass(epoch)
+
+    def caption_objects(self, found: tuple[int, ...], sample: dict, url: str) -> tuple[int, ...]:
+        """The ids of the sample's chosen caption (``caption_index`` / ``caption_count``
+        from the captions stage; without them: the sidecar entry's union)."""
+        count, index = sample.get("caption_count"), sample.get("caption_index")
+        if count is not None and count != num_caption_sets(found):
+            raise ValueError(
+                caption_count_mismatch(
+                    sample["__key__"], url, self.index.path_for(url), count, num_caption_sets(found)
+                )
+            )
+        if index is None or not isinstance(found, CaptionIds):
+            return tuple(found)
+        return found.captions[index]
 
     def log_pass(self, epoch: int) -> None:
         s = self.stats

@@ -1,4 +1,11 @@
-"""Object-set sidecar files: one per input, ``{"key": ..., "objects": [...]}`` a line.
+"""Object-set sidecar files: one per input, one JSON record a line.
+
+A sample with one caption: ``{"key": K, "objects": [...]}``. A sample whose ``txt`` holds
+several captions, one a line (Flickr8k, COCO): ``{"key": K, "objects": [union],
+"captions": [[objects of line 1], [objects of line 2], ...]}`` (one set per non-empty line,
+in line order; ``objects`` is their union in order of first mention, for readers that want
+one set per image). Sidecars written before per-caption sets existed have no
+``captions``: each record is then one caption's set (the whole ``txt`` parsed as one).
 
 For an input ``X/train-000003.tar`` the sidecar is ``OUT/train-000003.objects.jsonl``; for
 ``captions.txt`` it is ``OUT/captions.objects.jsonl`` with keys "1", "2", ... (line
@@ -9,7 +16,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from alignclip_plugins.io.atomic import atomic_writer
@@ -23,36 +31,85 @@ def sidecar_path(out_dir: str | os.PathLike, input_path: str | os.PathLike) -> P
     return Path(out_dir) / f"{input_stem(input_path)}{SIDECAR_SUFFIX}"
 
 
+@dataclass(frozen=True)
+class ObjectRecord:
+    """One sample of a sidecar: its objects and, for multi-caption samples, each caption's.
+
+    ``captions`` is None for a one-caption record (then ``objects`` is that caption's set).
+    """
+
+    key: str
+    objects: list[str]
+    captions: list[list[str]] | None = None
+
+    @property
+    def caption_sets(self) -> list[list[str]]:
+        """One object list per caption (one caption: ``[objects]``)."""
+        return [self.objects] if self.captions is None else self.captions
+
+    @property
+    def num_captions(self) -> int:
+        return 1 if self.captions is None else len(self.captions)
+
+
+def union(sets: Sequence[Sequence[str]]) -> list[str]:
+    """The objects of several captions, each once, in order of first mention."""
+    return list(dict.fromkeys(o for objects in sets for o in objects))
+
+
+def record_json(key: str, caption_sets: Sequence[Sequence[str]]) -> str:
+    """The sidecar line (without newline) of a sample with these per-caption object lists."""
+    record: dict = {"key": key, "objects": union(caption_sets)}
+    if len(caption_sets) != 1:
+        record["captions"] = [list(objects) for objects in caption_sets]
+    return json.dumps(record, ensure_ascii=False)
+
+
 def write_sidecar(path: str | os.PathLike, records: Iterable[tuple[str, list[str]]]) -> int:
-    """Write ``(key, objects)`` records atomically; returns how many were written."""
+    """Write ``(key, objects)`` one-caption records atomically; returns how many."""
     n = 0
     with atomic_writer(path) as f:
         for key, objects in records:
-            f.write(json.dumps({"key": key, "objects": objects}, ensure_ascii=False))
-            f.write("\n")
+            f.write(record_json(key, [objects]) + "\n")
             n += 1
     return n
 
 
-def iter_sidecar(path: str | os.PathLike) -> Iterator[tuple[str, list[str]]]:
-    """The ``(key, objects)`` records of one sidecar; a bad line stops with its location."""
+def _strings(value, what: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(o, str) for o in value):
+        raise TypeError(f"{what} must be a list of strings")
+    return value
+
+
+def iter_records(path: str | os.PathLike) -> Iterator[ObjectRecord]:
+    """The records of one sidecar; a bad line stops with its location."""
     with open(path, encoding="utf-8") as f:
         for number, line in enumerate(f, start=1):
             if not line.strip():
                 continue
             try:
                 record = json.loads(line)
-                key, objects = record["key"], record["objects"]
-                if not isinstance(key, str) or not isinstance(objects, list):
-                    raise TypeError("'key' must be a string and 'objects' a list")
-                if not all(isinstance(o, str) for o in objects):
-                    raise TypeError("every object must be a string")
-            except (ValueError, KeyError, TypeError) as e:
+                key = record["key"]
+                if not isinstance(key, str):
+                    raise TypeError("'key' must be a string")
+                objects = _strings(record["objects"], "'objects'")
+                captions = record.get("captions")
+                if captions is not None:
+                    if not isinstance(captions, list) or not captions:
+                        raise TypeError("'captions' must be a non-empty list of object lists")
+                    captions = [_strings(c, "each caption's objects") for c in captions]
+            except (ValueError, KeyError, TypeError, AttributeError) as e:
                 raise ValueError(
                     f"{path}, line {number}: not an object-set record ({e}); delete the file "
                     "and rerun 'alignclip objects parse' to rewrite it"
                 ) from e
-            yield key, objects
+            yield ObjectRecord(key, objects, captions)
+
+
+def iter_sidecar(path: str | os.PathLike) -> Iterator[tuple[str, list[str]]]:
+    """The ``(key, objects)`` of each sample (multi-caption: the union over its captions)."""
+    for record in iter_records(path):
+        yield record.key, record.objects
 
 
 def read_sidecar(path: str | os.PathLike) -> dict[str, list[str]]:

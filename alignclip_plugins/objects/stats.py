@@ -9,7 +9,8 @@ Vocabulary file (written by ``alignclip objects stats``, read by the training pl
      "num_distinct_objects": 109341, "num_tail_objects": 32802,
      "captions_without_objects": 12345}
 
-``count`` is the number of captions naming the object. Objects are ordered by count
+``count`` is the number of captions naming the object; a multi-caption sample (one caption a
+line, per-caption sets in its sidecar record) counts each of its captions. Objects are ordered by count
 (descending), ties by name; objects below ``min_count`` are left out. The tail is the last
 ``floor(tail_fraction * num_distinct_objects)`` objects of that order (the supplement's
 Table 1 has exactly floor(0.3 x parsed objects) tail objects for CC3M, CC12M and YFCC15M).
@@ -27,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from alignclip_plugins.io.atomic import atomic_save_figure, atomic_write_text
-from alignclip_plugins.objects.sidecar import iter_sidecar, sidecar_files
+from alignclip_plugins.objects.sidecar import iter_records, sidecar_files
 
 
 @dataclass
@@ -44,10 +45,11 @@ def count_objects(locations: Iterable[str | os.PathLike]) -> ObjectCounts:
     counts: Counter[str] = Counter()
     captions = empty = 0
     for path in sidecar_files(*locations):
-        for _, objects in iter_sidecar(path):
-            captions += 1
-            empty += not objects
-            counts.update(set(objects))
+        for record in iter_records(path):
+            for objects in record.caption_sets:  # multi-caption samples: each caption
+                captions += 1
+                empty += not objects
+                counts.update(set(objects))
     return ObjectCounts(counts, captions, empty)
 
 

@@ -10,6 +10,10 @@ docs/alignclip.md).
 - ``image_objects`` / ``text_objects`` collated (padded with -1) and passed to the loss;
 - class prototypes for upstream's ImageNet zero-shot eval from templates, descriptions or
   both (``--alignclip-zeroshot-prototypes``, ``--alignclip-zeroshot-descriptions``).
+
+It requires the ``captions`` plugin: on multi-caption shards (one caption a line) each
+sample shows one caption per epoch, ``random`` by default (``--caption-choice``), and its
+object set O_i is that caption's (the sidecars hold one set per caption line).
 """
 
 import logging
@@ -33,6 +37,9 @@ OIOU_BETA = LossOption(
     "--oiou-beta", "beta", "β: weight of the object-IoU similarity in the targets; 0 = CLIP."
 )
 LOSS_OPTIONS = (OIOU_BETA,)
+
+REQUIRES = ("captions",)  # one caption per sample, and its object set
+CAPTION_CHOICE = "random"  # the default --caption-choice: a new caption every epoch
 
 log = logging.getLogger(__name__)
 

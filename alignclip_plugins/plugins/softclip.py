@@ -13,6 +13,10 @@ Per step, besides upstream's image/caption forward:
   options (``--softclip-beta`` ...) are the fields of
   :class:`~alignclip_plugins.losses.config.SoftClipConfig` and ``GuidanceMixConfig``.
 
+Detector-free: ``--loss softclip-guidance-mix --softclip-gamma 0`` (Fig. 4a's image/text
+end point) takes its targets from the image and text self-similarities only; no ROI
+sidecar is read and no ROI encoder is attached.
+
 The tag encoding runs without autograd unless ``--softclip-tag-grad`` (the ROI-tag term
 then also trains the text tower on tag sentences) or ``--softclip-target-grad`` asks for
 it; by default the ROI-tag term trains the ROI encoder toward the text tower's tag
@@ -164,6 +168,11 @@ def _roi_grad(args) -> bool:
     return args.softclip_roi_tag_weight > 0
 
 
+def detector_free(args) -> bool:
+    """Whether the loss needs no ROIs nor tags: the guidance mix with γ = 0 (L(I,T) only)."""
+    return args.loss == GuidanceMixLoss.loss_name and args.softclip_gamma == 0
+
+
 def _tag_grad(args) -> bool:
     return bool(args.softclip_tag_grad) and (_roi_grad(args) or args.softclip_target_grad)
 
@@ -187,6 +196,10 @@ def configure(args: argparse.Namespace) -> None:
         )
     if not args.train_data:
         return
+    if detector_free(args):
+        if args.softclip_rois:
+            log.warning("--softclip-rois is unused: --softclip-gamma 0 needs no ROIs")
+        return
     if args.dataset_type not in ("webdataset", "auto"):
         raise ValueError(
             f"--plugins softclip reads ROIs alongside webdataset shards; --dataset-type "
@@ -200,6 +213,8 @@ def configure(args: argparse.Namespace) -> None:
 
 @hookimpl
 def attach_modules(model, args: argparse.Namespace):
+    if detector_free(args):
+        return None
     encoder = build_roi_encoder(model, ROI_DIM, args.softclip_roi_encoder, args.softclip_roi_layers)
     if not _roi_grad(args):
         # no loss term reaches it: keep it out of the optimiser and of DDP's reduction
@@ -210,7 +225,7 @@ def attach_modules(model, args: argparse.Namespace):
 
 @hookimpl
 def sample_stages(args: argparse.Namespace, is_train: bool, tokenizer):
-    if not is_train:
+    if not is_train or detector_free(args):
         return None
     args.softclip_tag_pad_id = pad_id_of(tokenizer)
     return [RoiSampleStage(args.softclip_rois, args.softclip_max_rois, tokenizer)]
@@ -218,7 +233,7 @@ def sample_stages(args: argparse.Namespace, is_train: bool, tokenizer):
 
 @hookimpl
 def collate_fields(args: argparse.Namespace, is_train: bool):
-    if not is_train:
+    if not is_train or detector_free(args):
         return None
     return {
         "roi_features": batching.stack,

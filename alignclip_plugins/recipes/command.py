@@ -14,7 +14,9 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from alignclip_plugins.recipes.datasets import TrainData
+from alignclip_plugins.recipes.datasets import TrainData, expand_globs
+
+CAPTIONS_PLUGIN = "captions"  # one caption per sample of multi-caption data (data.caption_choice)
 
 
 @dataclass
@@ -152,6 +154,13 @@ def train_args(cfg: dict, name: str, train: TrainData) -> RunCommands:
         num_samples = min(num_samples, int(schedule["max_samples"]))
     workers = int(schedule["workers"])
     warmup = None
+    if num_samples is not None and num_samples < global_batch:
+        # upstream drops a partial training batch and repeats the data until a batch fills:
+        # with fewer samples than one batch it would wait forever
+        raise ValueError(
+            f"{num_samples} training samples are fewer than one global batch of {global_batch}; "
+            "lower schedule.global_batch"
+        )
     if num_samples is not None:
         total = steps_per_epoch(num_samples, global_batch, workers) * int(schedule["epochs"])
         warmup = math.ceil(float(schedule["warmup_fraction"]) * total)
@@ -179,11 +188,19 @@ def train_args(cfg: dict, name: str, train: TrainData) -> RunCommands:
             args += [flag(key), str(schedule[key])]
     if world > 1:
         args += list(schedule.get("distributed_args") or [])
-    if method.get("plugins"):
-        args += ["--plugins", ",".join(method["plugins"])]
+    if model.get("force_image_size"):
+        args += ["--force-image-size", str(model["force_image_size"])]
+    plugins = list(method.get("plugins") or [])
+    caption_choice = cfg["data"].get("caption_choice")
+    if caption_choice and CAPTIONS_PLUGIN not in plugins:
+        plugins.append(CAPTIONS_PLUGIN)  # every method sees the same caption per sample
+    if plugins:
+        args += ["--plugins", ",".join(plugins)]
         if method.get("loss"):
             args += ["--loss", str(method["loss"])]
     args += option_args(method.get("options"))
+    if caption_choice:
+        args += ["--caption-choice", str(caption_choice)]
     args += _imagenet_during_training(cfg)
     args += [str(a) for a in schedule.get("extra") or []]
     args += [str(a) for a in cfg.get("train_args") or []]
@@ -215,7 +232,7 @@ def eval_steps(cfg: dict, name: str) -> list[EvalStep]:
             python, "-m", "alignclip_plugins", "eval", task,
             "--checkpoint", str(checkpoint),
             "--model", str(cfg["model"]["arg"]),
-            "--data", str(role["data"]),
+            "--data", expand_globs(str(role["data"])),
             "--dataset", str(role.get("source") or dataset),
             "--dataset-name", dataset,
         ]  # fmt: skip

@@ -75,10 +75,27 @@ def _tiny_model() -> str:
     return model_arg()
 
 
+def _shipped_model(name: str) -> str:
+    """``--model`` of a config shipped in alignclip_plugins/model_configs (``local-dir:``)."""
+    from alignclip_plugins.model_configs import model_arg
+
+    try:
+        return model_arg(str(name))
+    except FileNotFoundError as e:
+        raise RecipeConfigError(str(e)) from e
+
+
+def _if_file(path, then, otherwise):
+    """``then`` if ``path`` names an existing file, else ``otherwise`` (optional inputs)."""
+    return then if path not in (None, "") and os.path.isfile(str(path)) else otherwise
+
+
 def register_resolvers() -> None:
     """The ``alignclip.*`` interpolations the configs use (idempotent)."""
     resolvers = {
         "alignclip.tiny_model": _tiny_model,
+        "alignclip.shipped_model": _shipped_model,
+        "alignclip.if_file": _if_file,
         "alignclip.synthetic_split": _synthetic_split,
     }
     for name, fn in resolvers.items():

@@ -1,8 +1,10 @@
 """Training data of a run: the shard list open_clip_train gets and its number of samples.
 
-``data.train_data`` is a directory of ``.tar`` shards, a brace pattern or a ``::``-joined
-list. ``data.num_samples`` is taken as given, else read like upstream does (``sizes.json``,
-``__len__``) or from img2dataset's ``*_stats.json`` files. ``data.subset`` < 1 keeps that
+``data.train_data`` is a directory of ``.tar`` shards, a brace pattern, a glob
+(``ROOT/train-*.tar``: the matching shards, sorted) or a ``::``-joined list of them.
+``data.num_samples`` is taken as given, else read like upstream does (``sizes.json``,
+``__len__``) or from img2dataset's ``*_stats.json`` files, else counted from the shards' tar
+headers when ``data.count_samples`` is true (small datasets: Flickr8k). ``data.subset`` < 1 keeps that
 fraction of the shards, chosen by a shuffle seeded with ``data.subset_seed`` (the same
 shards for every method), with the sample count scaled to them.
 """
@@ -33,6 +35,25 @@ class TrainData:
     num_samples: int | None
     num_shards: int | None
     note: str | None = None  # why the command is not exact yet (data not there)
+
+
+GLOB_CHARS = "*?["
+
+
+def has_glob(spec: str) -> bool:
+    return any(c in str(spec) for c in GLOB_CHARS)
+
+
+def expand_globs(spec: str) -> str:
+    """``spec`` with each glob part of its ``::`` list replaced by its matches as brace
+    patterns (sorted); parts that match nothing, or are no globs, stay as they are."""
+    import glob
+
+    parts = []
+    for part in str(spec).split("::"):
+        matches = sorted(glob.glob(part)) if has_glob(part) and "://" not in part else []
+        parts.append(compress(matches) if matches else part)
+    return "::".join(parts)
 
 
 _NUMBERED = re.compile(r"^(.*?)(\d+)(\D*)$")
@@ -128,13 +149,17 @@ def resolve_train_data(data: dict, *, must_exist: bool = True) -> TrainData:
     With ``must_exist`` False (dry runs) missing data is not an error: the result carries
     a ``note`` and what can be known without the files.
     """
-    spec = str(data["train_data"])
+    spec = expand_globs(str(data["train_data"]))
     configured = data.get("num_samples")
     configured = None if configured in (None, "", "null") else int(configured)
     fraction = float(data.get("subset", 1.0))
     seed = int(data.get("subset_seed", 0))
     label = data.get("label") or data.get("name")
 
+    if has_glob(spec):
+        if must_exist:
+            raise TrainDataError(f"{label}: no training shards match {spec}")
+        return TrainData(spec, configured, None, f"no shards match {spec} yet")
     if os.path.isdir(spec):
         shards = shards_in_directory(spec)
         if not shards:
@@ -166,6 +191,11 @@ def resolve_train_data(data: dict, *, must_exist: bool = True) -> TrainData:
         if sizes is not None:
             return TrainData(compress(chosen), sum(sizes[s] for s in chosen), len(chosen), note)
         num_samples = _total_from_len(shards)
+        if num_samples is None and data.get("count_samples"):
+            from alignclip_plugins.captions.layout import count_samples
+
+            total = sum(count_samples(s) for s in chosen)
+            return TrainData(compress(chosen), total, len(chosen), note)
     if num_samples is not None and len(chosen) < len(shards):
         num_samples = round(num_samples * len(chosen) / len(shards))
     if num_samples is None and must_exist:

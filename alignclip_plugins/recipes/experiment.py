@@ -174,12 +174,18 @@ def identity(cfg: dict) -> dict:
         data_id["synth"] = dict(data["synth"])
     if "objects" in (method.get("needs") or []):
         data_id["objects_parser"] = data.get("objects_parser")
+    if data.get("caption_choice"):  # multi-caption data: which caption a sample shows
+        data_id["caption_choice"] = data["caption_choice"]
     options = {k: v for k, v in sorted((method.get("options") or {}).items()) if v is not None}
     options = {k: v for k, v in options.items() if not _is_location(v)}
     schedule = cfg["schedule"]
+    extra = {}
+    if cfg["model"].get("force_image_size"):
+        extra["image_size"] = int(cfg["model"]["force_image_size"])
     return {
         "kind": "train",
         "model": cfg["model"]["name"],
+        **extra,
         "data": data_id,
         "method": {
             "plugins": list(method.get("plugins") or []),

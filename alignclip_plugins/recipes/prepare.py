@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from alignclip_plugins.io.shards import expand_patterns
+from alignclip_plugins.recipes.datasets import expand_globs, has_glob
 
 
 class PrepareError(RuntimeError):
@@ -105,7 +106,9 @@ def is_done(step: Step) -> bool:
     """Whether the step's output exists (a directory must not be empty)."""
     if step.creates is None:
         return False
-    target = step.creates
+    target = expand_globs(step.creates)
+    if has_glob(target):
+        return False  # matches nothing yet
     if "{" in target or "::" in target:
         return all(os.path.exists(u) for u in expand_patterns(target)[:1])
     path = Path(target)
@@ -127,9 +130,12 @@ def command_line(step: Step, python: str) -> list[str]:
     argv = list(step.run or [])
     if argv[:1] == ["alignclip"]:
         argv = [python, "-m", "alignclip_plugins", *argv[1:]]
-    # a '::'-joined list of shards becomes one argument per part (the tools take several)
+    # a '::'-joined list of shards becomes one argument per part (the tools take several);
+    # a glob of existing shards becomes their brace patterns
     out: list[str] = []
     for arg in argv:
+        if arg and has_glob(arg):
+            arg = expand_globs(arg)
         out += arg.split("::") if arg and "::" in arg else [arg]
     return out
 

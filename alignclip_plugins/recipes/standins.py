@@ -113,3 +113,46 @@ def copydays_standin(data: str | os.PathLike, out: str | os.PathLike, count: int
         _attack(image, rng).save(out / "strong" / f"{i:04d}01.jpg", quality=95)
     _finish(out)
     return out
+
+
+def kaggle_captions_standin(
+    out: str | os.PathLike,
+    images: int = 96,
+    captions_per_image: int = 5,
+    image_size: int = 80,
+    seed: int = 0,
+) -> Path:
+    """A captioned image folder in Kaggle's Flickr8k layout, rendered by the synthetic
+    generator: ``Images/NNNNNNN_xxxx.jpg``, ``captions.txt`` (``image,caption`` CSV, each image
+    with ``captions_per_image`` captions: one clean, the others alt-text-like) and
+    ``nouns.txt`` (the class names, one a line). The recipe smoke converts it to shards."""
+    import csv
+
+    import numpy as np
+
+    from alignclip_plugins.synthetic.captions import clean_caption, noisy_caption
+    from alignclip_plugins.synthetic.classes import CLASS_NAMES
+    from alignclip_plugins.synthetic.scene import place_objects, render
+
+    out = Path(out)
+    if (out / DONE).exists():
+        return out
+    (out / "Images").mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(images):
+        count = int(rng.integers(1, 4))
+        class_ids = [int(c) for c in rng.integers(0, len(CLASS_NAMES), size=count)]
+        boxes = place_objects(count, image_size, rng)
+        name = f"{1000000 + i}_{int(rng.integers(16**4)):04x}.jpg"
+        render(class_ids, boxes, image_size, rng).save(out / "Images" / name, quality=90)
+        captions = [clean_caption(class_ids, rng).text]
+        captions += [noisy_caption(class_ids, rng).text for _ in range(captions_per_image - 1)]
+        rows += [(name, caption) for caption in captions]
+    with open(out / "captions.txt", "w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["image", "caption"])
+        writer.writerows(rows)
+    (out / "nouns.txt").write_text("\n".join(CLASS_NAMES) + "\n", encoding="utf-8")
+    _finish(out)
+    return out

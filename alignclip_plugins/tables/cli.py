@@ -115,10 +115,10 @@ def main(argv: list[str] | None = None) -> int:
             if note:
                 text += f"\n{note} Numbers are not comparable with the paper's.\n"
             if data.missing:
-                text += f"\n(run `{script_for(name)}`)\n"
+                text += f"\n(run `{script_for(spec.runs_of)}`)\n"
         else:
             text = render_table(
-                spec, index, model=args.model, data=args.data, script=script_for(name)
+                spec, index, model=args.model, data=args.data, script=script_for(spec.runs_of)
             ).markdown
         atomic_write_text(out / f"{_slug(name)}.md", text)
         documents.append(text)

@@ -48,11 +48,11 @@ def sweep_rows(figure: Figure, config_dir: str | os.PathLike | None = None) -> l
     for base in (shipped_conf_dir(), user_conf_dir(config_dir)):
         if base is None:
             continue
-        path = base / "experiment" / f"{figure.name}.yaml"
+        path = base / "experiment" / f"{figure.runs_of}.yaml"
         if path.is_file():
             raw = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
             return expand_rows(raw.get("rows"))
-    raise FileNotFoundError(f"no experiment config for {figure.name}")
+    raise FileNotFoundError(f"no experiment config for {figure.runs_of}")
 
 
 def collect(
@@ -73,7 +73,7 @@ def collect(
                 c
                 for c in (
                     curve(r, role, use)
-                    for r, use in index.find(figure.name, series.row, fmodel, fdata)
+                    for r, use in index.find(figure.runs_of, series.row, fmodel, fdata)
                 )
                 if c
             ]
@@ -91,7 +91,7 @@ def collect(
         for row in (r for r in rows if r.group == series.group):
             x = float(row.set[key]) * multiply
             measured = index.measure(
-                figure.name, row.name, fmodel, fdata, figure.defaults["metric"]
+                figure.runs_of, row.name, fmodel, fdata, figure.defaults["metric"]
             )
             mean = None if measured.mean is None else measured.mean * figure.scale
             std = None if measured.std is None else measured.std * figure.scale

@@ -1,6 +1,8 @@
 """Markdown tables: the paper's number beside the measured one, and the paper's own rows.
 
-A cell reads ``paper → measured (measured − paper)``; ``missing`` where no run has the
+A cell reads ``paper → measured (measured − paper)``; tables of this project's own
+experiments (``versus``: a baseline row) read ``mean ± SD (Δ ± SE)`` instead, see
+:func:`render_versus`. Otherwise ``missing`` where no run has the
 number yet, ``n/a`` for rows that are not this project's (a published baseline). With more
 than one seed the measured value is ``mean ± std``. :func:`paper_row` re-renders a row of the
 paper from the data file alone (with the gains the paper prints, computed from its values);
@@ -9,6 +11,7 @@ the tests compare it with the paper's text.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from alignclip_plugins.tables.results import Measured, ResultIndex, substituted
@@ -101,7 +104,89 @@ def measure_cell(
     cell = _substitute(table.cell(row, column), model, data)
     if row.external or cell["row"] is None:
         return None
-    return index.measure(table.name, cell["row"], cell["model"], cell["data"], cell["metric"])
+    return index.measure(table.runs_of, cell["row"], cell["model"], cell["data"], cell["metric"])
+
+
+def difference(a: Measured, b: Measured) -> tuple[float, float | None]:
+    """``(mean(a) - mean(b), its standard error sqrt(s_a²/n_a + s_b²/n_b))``; the error is
+    None when either side has fewer than two values (no standard deviation)."""
+    delta = a.mean - b.mean
+    if a.std is None or b.std is None:
+        return delta, None
+    return delta, math.sqrt(a.std**2 / len(a.values) + b.std**2 / len(b.values))
+
+
+def render_versus(
+    table: Table,
+    index: ResultIndex,
+    *,
+    model: str | None = None,
+    data: str | None = None,
+    script: str | None = None,
+) -> Rendered:
+    """A measured-only table: ``mean ± SD`` per cell and, for every row but the ``versus``
+    row, ``(Δ ± SE)`` against it, starred where ``|Δ| > 2 SE`` (and SE > 0: with no spread
+    over the seeds there is no evidence either way)."""
+    digits, scale = table.digits, table.scale
+    base_row = table.row(table.versus)
+    base = {c.key: measure_cell(index, table, base_row, c, model, data) for c in table.columns}
+    header = [*table.header, *(c.label for c in table.columns), "seeds"]
+    lines = [f"### {table.title}", "", f"Source: {table.source}."]
+    if table.note:
+        lines += ["", table.note]
+    lines += ["", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    result = Rendered("")
+    missing: list[str] = []
+    exceeding: list[str] = []
+    for row in table.rows:
+        cells = list(row.label)
+        seeds = 0
+        for column in table.columns:
+            measured = measure_cell(index, table, row, column, model, data)
+            result.cells += 1
+            if measured is None or measured.mean is None:
+                cells.append("missing")
+                cell = _substitute(table.cell(row, column), model, data)
+                missing.append(f"row `{cell['row']}` ({cell['model']}, {cell['data']})")
+                continue
+            result.measured += 1
+            seeds = max(seeds, len(measured.values))
+            text = format_number(measured.mean * scale, digits)
+            if measured.std is not None:
+                text += f" ± {format_number(measured.std * scale, digits)}"
+            reference = base[column.key]
+            if row is not base_row and reference is not None and reference.mean is not None:
+                delta, se = difference(measured, reference)
+                shown = format_delta(delta * scale, digits)
+                if se is None:
+                    text += f" ({shown})"
+                else:
+                    star = "*" if se > 0 and abs(delta) > 2 * se else ""
+                    text += f" ({shown} ± {format_number(se * scale, digits)}{star})"
+                    if star:
+                        exceeding.append(f"{' '.join(row.label)} {column.label}")
+            cells.append(text)
+        cells.append(str(seeds) if seeds else "—")
+        lines.append("| " + " | ".join(cells) + " |")
+    versus = " ".join(base_row.label)
+    footer = [
+        f"Mean ± SD over seeds; in brackets the difference to {versus} ± its standard error "
+        "sqrt(s1²/n1 + s2²/n2); * where |difference| > 2 SE > 0"
+        + (f" ({'; '.join(exceeding)})." if exceeding else " (none).")
+    ]
+    if model or data:
+        footer.append(
+            "Runs looked up with "
+            + ", ".join(f"{k}={v}" for k, v in (("model", model), ("data", data)) if v)
+            + "."
+        )
+    if missing:
+        how = f" (run `{script}`)" if script else ""
+        footer.append(f"Missing{how}: " + "; ".join(dict.fromkeys(missing)) + ".")
+    lines += [""] + [f"- {f}" for f in footer]
+    result.markdown = "\n".join(lines) + "\n"
+    result.missing = list(dict.fromkeys(missing))
+    return result
 
 
 def render_table(
@@ -113,6 +198,8 @@ def render_table(
     script: str | None = None,
 ) -> Rendered:
     """The Markdown of ``table`` with the measured numbers from ``index``."""
+    if table.versus is not None:
+        return render_versus(table, index, model=model, data=data, script=script)
     digits, thousands, scale = table.digits, table.thousands, table.scale
     values: dict[tuple[str, str], Measured] = {}
     lines = [

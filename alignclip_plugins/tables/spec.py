@@ -1,4 +1,5 @@
-"""The papers' tables and figures as data: ``paper.yaml`` loaded into checked specs.
+"""The papers' tables and figures as data: ``paper.yaml`` (and this project's own,
+``project.yaml``) loaded into checked specs.
 
 A table cell measures ``metric`` (``<bench role>.<metric name>``) of the runs of
 experiment row ``row`` with ``model`` and ``data``; those four come from the table's
@@ -14,6 +15,7 @@ from pathlib import Path
 import yaml
 
 PAPER_FILE = Path(__file__).with_name("paper.yaml")
+PROJECT_FILE = Path(__file__).with_name("project.yaml")  # this project's own experiments
 CELL_KEYS = ("row", "model", "data", "metric")
 
 
@@ -56,6 +58,14 @@ class Table:
     thousands: bool = False
     note: str | None = None
     kind: str = "table"
+    # a row id: measured-only cells (mean ± SD), each other row's difference to that row with
+    # its standard error, and which differences exceed two of them (this project's tables)
+    versus: str | None = None
+    experiment: str | None = None  # the recipe experiment whose runs fill it (default: name)
+
+    @property
+    def runs_of(self) -> str:
+        return self.experiment or self.name
 
     def column(self, key: str) -> Column:
         for c in self.columns:
@@ -100,6 +110,11 @@ class Figure:
     digits: int = 1
     paper_points: tuple[dict, ...] = ()
     findings: tuple[str, ...] = ()
+    experiment: str | None = None  # the recipe experiment whose runs fill it (default: name)
+
+    @property
+    def runs_of(self) -> str:
+        return self.experiment or self.name
 
 
 def _fields(entry: dict) -> dict:
@@ -125,7 +140,10 @@ def _table(name: str, spec: dict) -> Table:
                 if isinstance(r["label"], list)
                 else (str(r["label"]),),
                 fields=_fields(r),
-                paper=tuple(None if v is None else float(v) for v in r["paper"]),
+                paper=tuple(
+                    None if v is None else float(v)
+                    for v in (r["paper"] if "paper" in r else [None] * len(columns))
+                ),
                 baseline=r.get("baseline"),
                 line=r.get("line"),
                 external=r.get("external"),
@@ -145,6 +163,8 @@ def _table(name: str, spec: dict) -> Table:
             deltas=bool(spec.get("deltas", False)),
             thousands=bool(spec.get("thousands", False)),
             note=spec.get("note"),
+            versus=spec.get("versus"),
+            experiment=spec.get("experiment"),
         )
     except (KeyError, TypeError, ValueError) as e:
         raise SpecError(f"{name}: malformed table spec ({type(e).__name__}: {e})") from e
@@ -159,6 +179,8 @@ def _table(name: str, spec: dict) -> Table:
             raise SpecError(f"{name} row {r.id}: label {r.label} does not match header")
         if r.baseline is not None and r.baseline not in ids:
             raise SpecError(f"{name} row {r.id}: unknown baseline row {r.baseline!r}")
+    if table.versus is not None and table.versus not in ids:
+        raise SpecError(f"{name}: versus names no row ({table.versus!r})")
     for c in columns:
         if c.baseline is not None and c.baseline not in keys:
             raise SpecError(f"{name} column {c.key}: unknown baseline column {c.baseline!r}")
@@ -185,20 +207,24 @@ def _figure(name: str, spec: dict) -> Figure:
             digits=int(spec.get("digits", 1)),
             paper_points=tuple(spec.get("paper_points") or ()),
             findings=tuple(spec.get("findings") or ()),
+            experiment=spec.get("experiment"),
         )
     except (KeyError, TypeError, ValueError) as e:
         raise SpecError(f"{name}: malformed figure spec ({type(e).__name__}: {e})") from e
 
 
-def load_specs(path: str | os.PathLike | None = None) -> dict[str, Table | Figure]:
-    """Every table and figure of the paper data file, by name, in file order."""
-    path = Path(path) if path is not None else PAPER_FILE
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as e:
-        raise SpecError(f"cannot read the paper data file {path}: {e}") from e
+def load_specs(*paths: str | os.PathLike) -> dict[str, Table | Figure]:
+    """Every table and figure of the data files (default: the papers', then this project's),
+    by name, in file order."""
     specs: dict[str, Table | Figure] = {}
-    for name, spec in data.items():
-        kind = spec.get("kind", "table")
-        specs[name] = _figure(name, spec) if kind in ("figure", "curve") else _table(name, spec)
+    for path in map(Path, paths or (PAPER_FILE, PROJECT_FILE)):
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError) as e:
+            raise SpecError(f"cannot read the table data file {path}: {e}") from e
+        for name, spec in data.items():
+            if name in specs:
+                raise SpecError(f"{path}: table {name} is defined twice")
+            kind = spec.get("kind", "table")
+            specs[name] = _figure(name, spec) if kind in ("figure", "curve") else _table(name, spec)
     return specs

@@ -133,3 +133,45 @@ def test_recall_metrics_hand_made_and_chunked():
     )
     big.owner[:50] = torch.arange(50)  # every image owns a caption
     assert recall_metrics(big, chunk=7) == recall_metrics(big, chunk=1000)
+
+
+def test_five_caption_protocol_hand_computed():
+    """Flickr's protocol: 2 images x 5 captions, unit vectors at the given angles.
+
+    Image 0 is (1, 0): scores cos(angle); image 1 is (0, 1): scores sin(angle).
+    image→text: image 0's best caption overall is at 5° (image 1's), its own 10° is second:
+    a miss at R@1, a hit at R@5 (any of its five counts); image 1's best is its own 89°.
+    text→image: a caption below 45° goes to image 0. Image 0's 10°, 20° hit, 50°, 80°, 85°
+    miss; image 1's 60°, 70°, 88°, 89° hit, 5° misses: 6 of 10 queries at R@1.
+    """
+    import math
+
+    angles = [10, 20, 80, 85, 50, 5, 60, 70, 88, 89]
+    texts = torch.tensor([[math.cos(math.radians(a)), math.sin(math.radians(a))] for a in angles])
+    emb = Embeddings(
+        torch.tensor([[1.0, 0.0], [0.0, 1.0]]),
+        texts,
+        torch.tensor([0] * 5 + [1] * 5),
+        [f"{a} degrees" for a in angles],
+        ["img0", "img1"],
+    )
+    got = recall_metrics(emb, (1, 2, 5))
+    assert got == pytest.approx({
+        "image_to_text_R@1": 0.5, "image_to_text_R@2": 1.0, "image_to_text_R@5": 1.0,
+        "text_to_image_R@1": 0.6, "text_to_image_R@2": 1.0, "text_to_image_R@5": 1.0,
+    })  # fmt: skip
+
+
+def test_multi_caption_shards_every_caption_a_query(
+    multicaption_data, tiny_run, tmp_path, run_eval
+):
+    """Flickr8k-layout shards (five captions a line each, `alignclip captions convert`)."""
+    code, out, err = run_eval(
+        "retrieval", "--checkpoint", tiny_run, "--data", multicaption_data["val"],
+        "--dataset-name", "flickr8k", "--workers", 0, "--out", tmp_path,
+    )  # fmt: skip
+    assert code == 0, err
+    result = read_result(tmp_path / "retrieval-flickr8k.json")
+    assert result.details == {"images": 8, "captions": 40}
+    assert result.metrics["text_to_image_R@10"] == 1.0  # 8 images: every one in the top 10
+    assert "8 images, 40 captions" in out

@@ -7,6 +7,7 @@ import torch
 from open_clip_train.params import parse_args
 
 from alignclip_plugins import host
+from alignclip_plugins.captions.choice import CaptionChoiceStage
 from alignclip_plugins.model_configs import model_arg
 from alignclip_plugins.objects.sample_objects import AttachObjectIds
 from alignclip_plugins.plugins import alignclip
@@ -40,7 +41,8 @@ def test_stages_and_collation_build_padded_id_batches(train_args, synth_data):
     import webdataset as wds
 
     stages = host.sample_stages(train_args, is_train=True, tokenizer=None)
-    assert [type(s) for s in stages] == [AttachObjectIds, TextDomainStage]
+    # the captions plugin (required) chooses the caption first, then the object set
+    assert [type(s) for s in stages] == [CaptionChoiceStage, AttachObjectIds, TextDomainStage]
     assert host.sample_stages(train_args, is_train=False, tokenizer=None) == []
     shards = sorted(str(p) for p in (synth_data / "train").glob("*.tar"))
     pipeline = wds.DataPipeline(

@@ -153,3 +153,43 @@ def test_nan_features_are_left_out_naming_shard_and_key(synth_data, rois, tmp_pa
     assert "NaN or inf" in log and "its ROIs are left out" in log
     logged = losses(tmp_path / "nan")
     assert logged and all(np.isfinite(v) for step in logged for v in step.values())
+
+
+def test_detector_free_guidance_mix_needs_no_rois(synth_data):
+    """γ = 0 (Fig. 4a's image/text end point): no sidecar check, ROI encoder or stage, and
+    the loss is L(I,T) whatever ROI / tag features would have been."""
+    from open_clip_train.params import parse_args
+
+    from alignclip_plugins import host
+    from alignclip_plugins.losses.functional import guidance_mix_loss
+    from alignclip_plugins.losses.softclip import GuidanceMixLoss
+
+    split = json.loads((synth_data / "manifest.json").read_text())["splits"]["train"]
+    argv = [
+        "--model",
+        model_arg(),
+        "--train-data",
+        str(synth_data / split["pattern"]),
+        "--dataset-type",
+        "webdataset",
+        "--plugins",
+        "softclip",
+        "--loss",
+        "softclip-guidance-mix",
+    ]  # fmt: skip  (no ROI sidecars exist for these shards)
+    args = parse_args([*argv, "--softclip-gamma", "0"])
+    assert softclip_plugin.detector_free(args)
+    assert softclip_plugin.attach_modules(None, args) is None
+    assert host.sample_stages(args, is_train=True, tokenizer=None) == []
+    assert softclip_plugin.collate_fields(args, True) is None
+    with pytest.raises(SystemExit):  # γ > 0 reads ROIs: their absence stops it at start-up
+        parse_args([*argv, "--softclip-gamma", "0.5"])
+    torch.manual_seed(0)
+    image, text, roi, tag = (torch.nn.functional.normalize(torch.randn(6, 8), dim=1)
+                             for _ in range(4))  # fmt: skip
+    scale = torch.tensor(2.0)
+    ours = GuidanceMixLoss(gamma=0.0)(image, text, scale, output_dict=True)
+    reference = guidance_mix_loss(image, text, roi, tag, scale, gamma=0.0)
+    assert set(ours) == {f"{k}_loss" for k in reference}
+    for k, v in reference.items():
+        assert ours[f"{k}_loss"].item() == pytest.approx(v.item(), rel=1e-6)

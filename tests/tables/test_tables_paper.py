@@ -19,13 +19,13 @@ import yaml
 from alignclip_plugins.recipes.conf import shipped_conf_dir
 from alignclip_plugins.recipes.experiment import expand_rows
 from alignclip_plugins.tables.markdown import paper_row
-from alignclip_plugins.tables.spec import Figure, Table, load_specs
+from alignclip_plugins.tables.spec import PAPER_FILE, Figure, Table, load_specs
 
 NUMBER = re.compile(r"[+-]?\d{1,3}(?:,\d{3})+|[+-]?\d+\.\d+")
 PAPERS = Path(
     os.environ.get("ALIGNCLIP_PAPERS", Path(__file__).resolve().parents[3] / "shared/papers")
 )
-SPECS = load_specs()
+SPECS = load_specs(PAPER_FILE)  # the papers' tables (this project's own: test_tables_project)
 TABLES = {n: s for n, s in SPECS.items() if isinstance(s, Table)}
 ROWS = [(n, r.id) for n, t in TABLES.items() for r in t.rows if r.line]
 

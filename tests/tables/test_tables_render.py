@@ -172,3 +172,72 @@ def test_cli_paper_view_list_and_errors(tmp_path, capsys):
     out = capsys.readouterr()
     assert "| Hard Label | 23.0 → missing | 45.8 → missing |" in out.out
     assert "no runs recorded" in out.err
+
+
+def retrieval(value: float, logits: list[float] | None = None) -> dict:
+    metrics = {f"{d}_R@{k}": value for d in ("image_to_text", "text_to_image") for k in (1, 5, 10)}
+    evals = {("retrieval", "flickr8k", "flickr8k"): {"metrics": metrics}}
+    if logits is not None:
+        evals[("logit-distribution", "flickr8k", "flickr8k_logits")] = {
+            "metrics": {"prob@1": logits[0]}, "details": {"curves": {"m": logits}},
+        }  # fmt: skip
+    return evals
+
+
+def test_project_table_mean_sd_and_differences_with_standard_errors(tmp_path):
+    """mini/flickr8k: mean ± SD over seeds, Δ vs CLIP ± sqrt(s1²/n1 + s2²/n2), * at > 2 SE."""
+    mini = "mini/flickr8k"
+    values = {
+        "clip": (0.10, 0.12, 0.14),  # 12.0 ± 2.0
+        "label_smoothing": (0.20, 0.21, 0.22),  # 21.0 ± 1.0: +9.0 ± sqrt(4/3 + 1/3) = 1.29 *
+        "object_iou": (0.11, 0.13, 0.12),  # 12.0 ± 1.0: +0.0 ± 1.3
+        "alignclip": (0.15,),  # one seed: no SD, no SE
+    }
+    for row, seeds in values.items():
+        for seed, v in enumerate(seeds):
+            fake_run(tmp_path, f"{row}{seed}", table=mini, row=row, model="ViT-Tiny-96",
+                     data="flickr8k", seed=seed, epochs=10,
+                     evals=retrieval(v, [0.5 - v, 0.2, 0.1]))  # fmt: skip
+    md = render_table(
+        SPECS[mini], ResultIndex(tmp_path), script="recipes/mini/flickr8k.sh"
+    ).markdown
+    assert "| CLIP | 12.0 ± 2.0 | 12.0 ± 2.0 |" in md and md.count("| 3 |") == 3
+    assert "| Label smoothing | 21.0 ± 1.0 (+9.0 ± 1.3*) |" in md
+    assert "| Object-IoU | 12.0 ± 1.0 (+0.0 ± 1.3) |" in md
+    assert "| AlignCLIP | 15.0 (+3.0) |" in md and "| AlignCLIP | 15.0 (+3.0) | 15.0" in md
+    assert "| SoftCLIP (image/text guidance) | missing |" in md
+    assert "* where |difference| > 2 SE > 0 (Label smoothing I→T R@1; " in md
+    assert "Missing (run `recipes/mini/flickr8k.sh`): row `softclip` (ViT-Tiny-96, flickr8k)" in md
+    # the Fig. 6 curve of the same runs: the mean over seeds, per row
+    curves = collect(SPECS["mini/flickr8k_logits"], ResultIndex(tmp_path))
+    assert curves.curves["CLIP"][0] == pytest.approx(0.5 - 0.12)
+    assert curves.missing == ["row `softclip` (ViT-Tiny-96, flickr8k)"]
+    out = tmp_path / "tables"
+    argv = ["mini/flickr8k", "mini/flickr8k_logits", "--logs", str(tmp_path), "--out", str(out)]
+    assert cli.main(argv) == 0
+    assert (out / "mini-flickr8k_logits.png").read_bytes()[:4] == b"\x89PNG"
+    assert "(run `recipes/mini/flickr8k.sh`)" in (out / "mini-flickr8k_logits.md").read_text()
+
+
+def test_project_tables_name_real_experiment_rows_and_bench_roles():
+    from alignclip_plugins.recipes.conf import shipped_conf_dir
+    from alignclip_plugins.recipes.experiment import expand_rows
+    from alignclip_plugins.tables.spec import PROJECT_FILE, Figure
+
+    for name, spec in load_specs(PROJECT_FILE).items():
+        conf = shipped_conf_dir()
+        raw = yaml.safe_load((conf / "experiment" / f"{spec.runs_of}.yaml").read_text())
+        bench_name = next(d["override /bench"] for d in raw["defaults"] if "override /bench" in d)
+        bench = yaml.safe_load((conf / "bench" / f"{bench_name}.yaml").read_text())
+        names = {r.name for r in expand_rows(raw["rows"])}
+        if isinstance(spec, Figure):
+            cells = [(s.row, spec.defaults["model"], spec.defaults["data"],
+                      spec.defaults["metric"]) for s in spec.series]  # fmt: skip
+        else:
+            cells = [tuple(spec.cell(r, c)[k] for k in ("row", "model", "data", "metric"))
+                     for r in spec.rows for c in spec.columns]  # fmt: skip
+            assert spec.versus in {r.id for r in spec.rows}
+        for row, model, data, metric in cells:
+            assert row in names and model in raw["grid"]["model"] and data in raw["grid"]["data"]
+            role = metric.split(".")[0]
+            assert role in raw["evals"] and role in bench, (name, role)
