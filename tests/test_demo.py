@@ -1,141 +1,89 @@
-"""The demo's methods, what it prepares for them, its evaluation and its run bookkeeping."""
+"""``alignclip demo``: the demo experiment's rows, its overrides, its dry run, and the
+default demo end to end at a tiny budget."""
 
 import json
 import shutil
 
 import pytest
-import torch
 
 from alignclip_plugins import demo
 
 
-@pytest.fixture
-def manifest(synth_data):
-    return json.loads((synth_data / "manifest.json").read_text())
-
-
-def test_alignclip_methods_prepare_objects_and_vocabulary(synth_data, manifest, tmp_path):
-    from alignclip_plugins.objects.sidecar import read_sidecar
-    from alignclip_plugins.objects.stats import load_object_vocabulary
-
-    work = tmp_path / "prepared"
-    args = demo.method_arguments("alignclip", synth_data, work, manifest)
-    option = dict(zip(args[::2], args[1::2]))
-    assert option["--plugins"] == "alignclip"
-    assert option["--alignclip-objects"] == str(work / "objects")
-    assert option["--alignclip-descriptions"] == f"{synth_data}/descriptions.json"
-    assert option["--alignclip-domains"] == "0.5,0.25,0.25"
-    sidecars = sorted((work / "objects").glob("*.objects.jsonl"))
-    assert len(sidecars) == manifest["splits"]["train"]["num_shards"]
-    first = read_sidecar(sidecars[0])
-    assert len(first) == 64 and all(first.values())  # every synthetic caption names an object
-    vocabulary = load_object_vocabulary(option["--alignclip-vocabulary"])
-    assert len(vocabulary.names) == 48 and len(vocabulary.tail) == 14
-    # a rerun reuses what is prepared
-    stamp = {p: p.stat().st_mtime_ns for p in [*sidecars, work / "object-vocabulary.json"]}
-    assert demo.method_arguments("object_iou", synth_data, work, manifest)[-1] == str(
-        work / "object-vocabulary.json"
-    )
-    assert {p: p.stat().st_mtime_ns for p in stamp} == stamp
-
-
-def test_methods_without_placeholders_prepare_nothing(synth_data, manifest, tmp_path):
-    assert demo.method_arguments("label_smoothing", synth_data, tmp_path / "w", manifest) == [
-        "--plugins",
-        "label_smoothing",
-    ]
-    assert not (tmp_path / "w").exists()
-
-
-def test_unknown_placeholder_is_named(synth_data, manifest, tmp_path, monkeypatch):
-    monkeypatch.setitem(demo.METHODS, "broken", ["--x", "{nothing}"])
-    with pytest.raises(KeyError, match="method 'broken': unknown placeholder"):
-        demo.method_arguments("broken", synth_data, tmp_path, manifest)
-
-
-def test_a_run_started_with_other_arguments_is_not_reused(synth_data, manifest, tmp_path):
-    budget = demo.Budget(epochs=1)
-    run = tmp_path / demo.run_name("label_smoothing", 0)
-    run.mkdir()
-    cmd = demo.train_command("label_smoothing", synth_data, manifest, tmp_path, 0, budget)
-    (run / "demo-command.json").write_text(json.dumps(cmd[:-1] + ["--ls-alpha", "0.3"]))
-    with pytest.raises(RuntimeError, match="started with other arguments"):
-        demo.train("label_smoothing", synth_data, manifest, tmp_path, 0, budget)
-
-
-def test_evaluation_reports_template_and_description_prototypes(synth_data, manifest, tmp_path):
-    import open_clip
-
-    from alignclip_plugins.model_configs import model_arg
-
-    torch.manual_seed(0)
-    model = open_clip.create_model(model_arg())
-    checkpoint = tmp_path / "checkpoints" / "epoch_1.pt"
-    checkpoint.parent.mkdir()
-    torch.save({"epoch": 1, "state_dict": model.state_dict()}, checkpoint)
-    metrics = demo.evaluate(checkpoint, synth_data, manifest)
-    for key, _ in demo.METRICS:
-        assert 0.0 <= metrics[key] <= 1.0, key
-    table = demo.summarise({"clip": [metrics, metrics]})
-    assert "desc. top-1" in table and "desc. tail top-1" in table and "± 0.0" in table
-
-
-def test_methods_default_to_one_row_per_method_and_all_adds_the_ablations():
-    assert set(demo.DEFAULT_METHODS) <= set(demo.METHODS)
-    assert demo.parse_methods(",".join(demo.DEFAULT_METHODS)) == list(demo.DEFAULT_METHODS)
-    assert demo.parse_methods("all") == list(demo.METHODS)
-    assert demo.parse_methods(" clip , softclip_min ") == ["clip", "softclip_min"]
+def test_methods_are_the_demo_experiments_rows():
+    rows = demo.experiment_rows()
+    assert rows[: len(demo.DEFAULT_METHODS)] == list(demo.DEFAULT_METHODS)
+    assert {"softclip_soft", "softclip_relation", "softclip_mean", "softclip_min"} <= set(rows)
+    assert demo.parse_methods("all", rows) == rows
+    assert demo.parse_methods(" clip , softclip_min,clip ", rows) == ["clip", "softclip_min"]
     with pytest.raises(ValueError, match="unknown method.*'simclr'"):
-        demo.parse_methods("clip,simclr")
+        demo.parse_methods("clip,simclr", rows)
     with pytest.raises(ValueError, match="unknown method"):
-        demo.parse_methods(",")
+        demo.parse_methods(",", rows)
 
 
-def test_a_larger_evaluation_set_must_share_the_classes_and_gets_its_own_cache(
-    synth_data, manifest, tmp_path
-):
-    assert demo.eval_set(synth_data, manifest, synth_data) == ("", manifest)
-    with pytest.raises(SystemExit, match="no embedded dataset there.*alignclip synth"):
-        demo.eval_set(synth_data, manifest, tmp_path / "absent")
-    other = tmp_path / "other"
-    shutil.copytree(synth_data, other)
-    other_manifest = json.loads((other / "manifest.json").read_text())
-    other_manifest["options"]["zeroshot_per_class"] += 1
-    (other / "manifest.json").write_text(json.dumps(other_manifest))
-    tag, loaded = demo.eval_set(synth_data, manifest, other)
-    assert tag.startswith("eval") and len(tag) == 12 and loaded == other_manifest
-    classes = json.loads((other / "classes.json").read_text())
-    classes["names"][0] = "zebra"
-    (other / "classes.json").write_text(json.dumps(classes))
-    with pytest.raises(SystemExit, match="classes.json differs"):
-        demo.eval_set(synth_data, manifest, other)
+def test_overrides_carry_paths_budget_trainer_args_and_the_datasets_options(synth_data, tmp_path):
+    args = demo.parse_args(
+        ["--data", str(tmp_path / "a b"), "--out", str(tmp_path / "o"), "--seeds", "0,2",
+         "--epochs", "3", "--batch-size", "32", "--", "--oiou-beta", "0.25"]
+    )  # fmt: skip
+    got = demo.overrides(args)
+    assert got[0] == "experiment=demo" and "seeds=[0,2]" in got
+    assert f'synthetic_root="{tmp_path / "a b"}"' in got  # quoted: spaces survive Hydra
+    assert "schedule.epochs=3" in got and "schedule.global_batch=32" in got
+    assert 'train_args=["--oiou-beta","0.25"]' in got
+    assert not any(o.startswith("data.synth.") for o in got)  # absent data: the defaults
+    # an existing dataset made with other options is used as it is
+    data = demo.data_overrides(synth_data)
+    assert "data.synth.train_samples=256" in data and "data.synth.shard_size=64" in data
+    assert not any(o.startswith("data.synth.zipf") for o in data)
 
 
-def test_class_attributes_split_colour_and_shape():
-    names = ["red circle", "red star", "blue circle", "light blue star"]
-    assert demo.class_attributes(names) == {"colour": [0, 0, 1, 2], "shape": [0, 1, 0, 1]}
-    assert demo.class_attributes(["red circle", "red star"])["shape"] == [0, 1]
-    with pytest.raises(ValueError, match="'<colour> <shape>'"):
-        demo.class_attributes(["red circle", "dog"])
+def test_dry_run_prints_every_command_with_the_demo_budget(tmp_path, capsys):
+    out = tmp_path / "runs"
+    assert demo.main(["--out", str(out), "--data", str(tmp_path / "d"), "--dry-run"]) == 0
+    printed = capsys.readouterr().out
+    train = [line for line in printed.splitlines() if "open_clip_train.main" in line]
+    assert len(train) == len(demo.DEFAULT_METHODS)
+    for line in train:
+        assert "RN-Demo-64" in line and "--epochs 12" in line and "--batch-size 64" in line
+    assert printed.count("alignclip_plugins eval zeroshot") == 2 * len(demo.DEFAULT_METHODS)
+    assert "--attributes" in printed and "--prototypes descriptions" in printed
+    assert "--plugins softclip" in printed and "--plugins alignclip" in printed
+    assert not out.exists()
 
 
+@pytest.mark.slow
 def test_the_default_demo_trains_every_method_then_reuses_the_runs(synth_data, tmp_path, capsys):
     """`tox -e demo` end to end at a tiny budget: every default method trains through
-    open_clip_train.main, is evaluated and lands in one table; a rerun trains nothing."""
+    open_clip_train.main, is evaluated and lands in one table with its Δ column and chart;
+    a rerun trains and evaluates nothing."""
+    data = tmp_path / "data"
+    shutil.copytree(synth_data, data)  # the demo prepares object and ROI sidecars inside it
     out = tmp_path / "demo"
-    argv = ["--data", str(synth_data), "--out", str(out), "--epochs", "1", "--batch-size", "32"]
-    argv += ["--warmup", "1"]
+    argv = ["--data", str(data), "--out", str(out), "--epochs", "1", "--batch-size", "32"]
     assert demo.main(argv) == 0
+    printed = capsys.readouterr().out
     table = (out / "demo-results.md").read_text()
+    assert table.split("\n![")[0] in printed and "wall time" in printed
     for method in demo.DEFAULT_METHODS:
-        assert f"| {method} | 1 |" in table
-        assert (out / demo.run_name(method, 0) / "checkpoints" / "epoch_1.pt").is_file()
-    assert "colour top-1" in table and "shape top-1" in table
-    results = json.loads((out / "demo-results.json").read_text())["results"]
-    assert sorted(results) == sorted(demo.DEFAULT_METHODS)
-
-    stamps = {m: (out / demo.run_name(m, 0) / "out.log").stat().st_mtime for m in results}
-    capsys.readouterr()
+        assert f"| {method} |" in table and f"| {method} | missing" not in table
+    assert "| Δ zero-shot top-1 vs clip | seeds |" in table and "colour top-1" in table
+    assert (out / "demo-results.png").read_bytes()[:4] == b"\x89PNG"
+    runs = sorted(p for p in out.iterdir() if (p / "recipe.yaml").is_file())
+    assert len(runs) == len(demo.DEFAULT_METHODS)
+    for run in runs:
+        assert (run / "checkpoints" / "epoch_1.pt").is_file()
+        evals = {p.name for p in (run / "evals").glob("*.json")}
+        assert evals == {
+            "zeroshot-synthetic.json",
+            "zeroshot-synthetic_descriptions.json",
+            "retrieval-synthetic.json",
+        }
+        assert (
+            "colour_top1"
+            in json.loads((run / "evals" / "zeroshot-synthetic.json").read_text())["metrics"]
+        )
+    stamps = {run: (run / "launch.log").stat().st_mtime_ns for run in runs}
     assert demo.main(argv) == 0
-    assert {m: (out / demo.run_name(m, 0) / "out.log").stat().st_mtime for m in results} == stamps
-    assert json.loads((out / "demo-results.json").read_text())["results"] == results
+    assert {run: (run / "launch.log").stat().st_mtime_ns for run in runs} == stamps
+    assert (out / "demo-results.md").read_text() == table

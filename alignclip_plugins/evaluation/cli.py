@@ -133,6 +133,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="tail classes: a file of class names, classes.json with 'tail' flags, or an "
         "'alignclip objects stats' vocabulary",
     )  # fmt: skip
+    p.add_argument(
+        "--attributes", default=None,
+        help="coarser class attributes, JSON {names: [...], attributes: {NAME: [value per "
+        "name]}} (the embedded dataset's attributes.json): reports NAME_top1, how often the "
+        "top-1 class has the target's value",
+    )  # fmt: skip
 
     p = sub.add_parser("retrieval", help=TASKS["retrieval"])
     _common(p)
@@ -383,7 +389,7 @@ def _data_options(args, source) -> dict:
 
 def run_zeroshot(args) -> None:
     from alignclip_plugins.evaluation import zeroshot
-    from alignclip_plugins.evaluation.datasets import open_labelled, read_tail
+    from alignclip_plugins.evaluation.datasets import open_labelled, read_attributes, read_tail
 
     source = open_labelled(
         args.data, args.dataset, args.split, args.classnames, args.annotation_file,
@@ -395,6 +401,7 @@ def run_zeroshot(args) -> None:
     tail = read_tail(args.tail, classnames) if args.tail else None
     if tail is not None and not any(tail):
         print(f"warning: no class of the dataset is a tail class in {args.tail}", file=sys.stderr)
+    attributes = read_attributes(args.attributes, classnames) if args.attributes else None
     options = {
         **_data_options(args, source),
         "prototypes": args.prototypes,
@@ -402,6 +409,7 @@ def run_zeroshot(args) -> None:
         "num_templates": len(templates) if isinstance(templates, list) else "per class",
         "descriptions": args.descriptions,
         "tail": args.tail,
+        "attributes": args.attributes,
         "classnames": args.classnames,
         "num_classes": len(classnames),
     }
@@ -415,7 +423,7 @@ def run_zeroshot(args) -> None:
             loaded.preprocess, args.batch_size, args.workers, desc=f"{source.slug} {loaded.label}"
         )
         metrics = zeroshot.evaluate_batches(
-            encoder, classifier, batches, tail=tail, where=source.where
+            encoder, classifier, batches, tail=tail, attributes=attributes, where=source.where
         )
         n = int(metrics.pop("n"))
         details = {"images": n, "tail_classes": sum(tail) if tail else 0}

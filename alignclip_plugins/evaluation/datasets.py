@@ -150,6 +150,38 @@ def _norm(name) -> str:
     return " ".join(str(name).lower().split())
 
 
+def read_attributes(path: str | os.PathLike, classnames: list[str]) -> dict[str, list[int]]:
+    """Coarser attributes of the classes from ``path``, ``{"names": [class names],
+    "attributes": {"colour": [value per name], ...}}`` (the embedded dataset's
+    ``attributes.json``): per attribute, each dataset class's value as an id (equal ids =
+    equal values), for ``<attribute>_top1``. Every class of the dataset must be named."""
+    p = Path(path)
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise ValueError(f"cannot read attributes file {p}: {e}") from e
+    except ValueError as e:
+        raise ValueError(f"{p}: invalid JSON ({e})") from e
+    if not (
+        isinstance(data, dict)
+        and isinstance(data.get("names"), list)
+        and isinstance(data.get("attributes"), dict)
+    ):
+        raise ValueError(f"{p}: expected {{'names': [...], 'attributes': {{name: [...]}}}}")
+    index = {_norm(n): i for i, n in enumerate(data["names"])}
+    missing = [c for c in classnames if _norm(c) not in index]
+    if missing:
+        raise ValueError(f"{p}: no attributes for class(es) {missing[:5]}")
+    out = {}
+    for name, values in data["attributes"].items():
+        if not isinstance(values, list) or len(values) != len(data["names"]):
+            raise ValueError(f"{p}: attribute {name!r} needs one value per name")
+        of_class = [values[index[_norm(c)]] for c in classnames]
+        ids = {v: i for i, v in enumerate(dict.fromkeys(map(json.dumps, of_class)))}
+        out[str(name)] = [ids[json.dumps(v)] for v in of_class]
+    return out
+
+
 def read_tail(path: str | os.PathLike, classnames: list[str]) -> list[bool]:
     """Per class, whether it is a tail class, from ``path``: a file of tail class names (one a
     line, or a JSON list), ``{"names": [...], "tail": [bool, ...]}`` (the embedded dataset's

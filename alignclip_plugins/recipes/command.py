@@ -238,7 +238,9 @@ def eval_steps(cfg: dict, name: str) -> list[EvalStep]:
         ]  # fmt: skip
         argv += [str(a) for a in bench.get("eval_args") or []]
         argv += [str(a) for a in role.get("args") or []]
-        task_options = dict((cfg["method"].get("eval_options") or {}).get(task) or {})
+        task_options = {}
+        if role.get("method_options", True):  # false: every method evaluated alike
+            task_options = dict((cfg["method"].get("eval_options") or {}).get(task) or {})
         if task_options.get("prototypes") in ("descriptions", "both") and role.get("descriptions"):
             task_options.setdefault("descriptions", role["descriptions"])
         argv += option_args(task_options)

@@ -53,20 +53,42 @@ def _synthetic_split(root: str, synth: DictConfig, split: str, field: str):
 
     The generator is deterministic in its options, so the manifest it will write is known.
     """
-    from alignclip_plugins.synthetic.config import SynthConfig
     from alignclip_plugins.synthetic.manifest import build_manifest
+
+    entry = build_manifest(_synth_config(synth)[0])["splits"][split]
+    if field == "pattern":
+        return str(Path(root) / entry["pattern"])
+    return entry[field]
+
+
+def _synth_config(synth):
+    """The SynthConfig of ``data.synth``: its non-null fields over the generator's defaults."""
+    from alignclip_plugins.synthetic.config import SynthConfig
 
     options = (
         OmegaConf.to_container(synth, resolve=True) if isinstance(synth, DictConfig) else synth
     )
+    options = {k: v for k, v in (options or {}).items() if v is not None}
     try:
-        manifest = build_manifest(SynthConfig(**options))
+        return SynthConfig(**options), options
     except (TypeError, ValueError) as e:
         raise RecipeConfigError(f"data.synth: {e}") from e
-    entry = manifest["splits"][split]
-    if field == "pattern":
-        return str(Path(root) / entry["pattern"])
-    return entry[field]
+
+
+def _synth_args(synth) -> list[str]:
+    """``alignclip synth`` options for the fields set (non-null) in ``data.synth``."""
+    config, options = _synth_config(synth)
+    args = []
+    for name in options:
+        value = getattr(config, name)
+        shown = ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
+        args += [f"--{name.replace('_', '-')}", shown]
+    return args
+
+
+def _synth_option(synth, name: str):
+    """The value of SynthConfig field ``name`` that ``data.synth`` generates with."""
+    return getattr(_synth_config(synth)[0], str(name))
 
 
 def _tiny_model() -> str:
@@ -97,6 +119,8 @@ def register_resolvers() -> None:
         "alignclip.shipped_model": _shipped_model,
         "alignclip.if_file": _if_file,
         "alignclip.synthetic_split": _synthetic_split,
+        "alignclip.synth_args": _synth_args,
+        "alignclip.synth_option": _synth_option,
     }
     for name, fn in resolvers.items():
         if not OmegaConf.has_resolver(name):

@@ -76,7 +76,6 @@ NUMBER_WORDS: dict[int, tuple[str, ...]] = {
 }
 
 P_CANONICAL = 0.6  # chance a mention uses the canonical colour (and, separately, shape) word
-P_MENTION = 0.75  # chance each object class of an image is mentioned in a noisy caption
 P_CAPITALISE = 0.3
 DISTRACTOR_COUNT_P = (0.45, 0.35, 0.2)  # P(0, 1, 2 distractors)
 
@@ -143,14 +142,17 @@ def _mention(class_id: int, count: int, rng: np.random.Generator | None) -> tupl
     return (f"{lead} {form}" if lead else form), form
 
 
-def noisy_caption(class_ids: Sequence[int], rng: np.random.Generator) -> Caption:
+def noisy_caption(
+    class_ids: Sequence[int], rng: np.random.Generator, mention: float = 0.9
+) -> Caption:
     """Alt-text-like caption of an image holding objects ``class_ids``.
 
-    Mentions a random non-empty subset of the classes (plural with a count when repeated), with
-    synonyms, a random template, distractor words/hashtags and random capitalisation.
+    Mentions each class with probability ``mention`` (at least one: a random one when none
+    was drawn), plural with a count when repeated, with synonyms, a random template,
+    distractor words/hashtags and random capitalisation.
     """
     groups = _groups(class_ids)
-    chosen = [g for g in groups if rng.random() < P_MENTION] or [
+    chosen = [g for g in groups if rng.random() < mention] or [
         groups[int(rng.integers(len(groups)))]
     ]
     chosen = [chosen[i] for i in rng.permutation(len(chosen))]

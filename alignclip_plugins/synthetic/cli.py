@@ -4,66 +4,54 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import fields
 
 from alignclip_plugins.synthetic.classes import NUM_CLASSES
 from alignclip_plugins.synthetic.config import SPLITS, SynthConfig
 from alignclip_plugins.synthetic.generation import run_generation
 from alignclip_plugins.synthetic.manifest import SyntheticDataError
+from alignclip_plugins.synthetic.statistics import format_statistics
 
-_DEFAULT = SynthConfig()
+# one help line per SynthConfig field; the option is --<field-with-dashes>, the default the
+# field's (docs/synthetic.md says why each default is what it is)
+HELP: dict[str, str] = {
+    "seed": "random seed (the class frequencies, scenes and captions)",
+    "train_samples": "training image-caption pairs",
+    "shard_size": "samples per tar shard",
+    "image_size": "side of the square images in pixels",
+    "zipf": "Zipf exponent of the class frequencies (0 = uniform)",
+    "count_weights": "relative frequencies of images with 1, 2, ... objects (comma-separated)",
+    "mention": "chance that a noisy training caption names each object class of its image",
+    "mismatch": "fraction of training pairs captioned with another image's caption",
+    "duplicates": "fraction of training scenes repeating an earlier scene's objects",
+    "zeroshot_per_class": "zero-shot images per class (one object each)",
+    "retrieval_samples": "retrieval pairs (clean captions naming every object)",
+    "tail_fraction": "fraction of classes, the least frequent in training, marked as tail",
+}
+
+
+def _shown(value) -> str:
+    return ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``alignclip synth``."""
+    """The argument parser of ``alignclip synth``: one option per SynthConfig field."""
     parser = argparse.ArgumentParser(
         prog="alignclip synth",
         description="Generate synthetic image-caption webdataset shards (train, retrieval, "
         "zero-shot) with long-tailed object classes. Deterministic per seed; a rerun "
         "resumes an interrupted generation.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    d = _DEFAULT
-    parser.add_argument("--out", required=True, default=argparse.SUPPRESS, help="output directory")
-    parser.add_argument("--seed", type=int, default=d.seed, help="random seed")
-    parser.add_argument(
-        "--train-samples", type=int, default=d.train_samples, help="training image-caption pairs"
-    )
-    parser.add_argument(
-        "--shard-size", type=int, default=d.shard_size, help="samples per tar shard"
-    )
-    parser.add_argument(
-        "--image-size", type=int, default=d.image_size, help="side of the square images in pixels"
-    )
-    parser.add_argument(
-        "--zipf",
-        type=float,
-        default=d.zipf,
-        help="Zipf exponent of the class frequencies (0 = uniform)",
-    )
-    parser.add_argument(
-        "--mismatch",
-        type=float,
-        default=d.mismatch,
-        help="fraction of training pairs captioned with another image's caption",
-    )
-    parser.add_argument(
-        "--zeroshot-per-class",
-        type=int,
-        default=d.zeroshot_per_class,
-        help="zero-shot images per class (one object each)",
-    )
-    parser.add_argument(
-        "--retrieval-samples",
-        type=int,
-        default=d.retrieval_samples,
-        help="retrieval pairs (clean captions naming every object)",
-    )
-    parser.add_argument(
-        "--tail-fraction",
-        type=float,
-        default=d.tail_fraction,
-        help="fraction of classes, the least frequent in training, marked as tail",
-    )
+    parser.add_argument("--out", required=True, help="output directory")
+    default = SynthConfig()
+    for f in fields(SynthConfig):
+        value = getattr(default, f.name)
+        parser.add_argument(
+            f"--{f.name.replace('_', '-')}",
+            type=str if isinstance(value, tuple) else type(value),
+            default=value,
+            help=f"{HELP[f.name]} (default: {_shown(value)})",
+        )
     parser.add_argument(
         "--overwrite",
         action="store_true",
@@ -78,17 +66,7 @@ def main(argv: list[str]) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        config = SynthConfig(
-            seed=args.seed,
-            train_samples=args.train_samples,
-            shard_size=args.shard_size,
-            image_size=args.image_size,
-            zipf=args.zipf,
-            mismatch=args.mismatch,
-            zeroshot_per_class=args.zeroshot_per_class,
-            retrieval_samples=args.retrieval_samples,
-            tail_fraction=args.tail_fraction,
-        )
+        config = SynthConfig(**{f.name: getattr(args, f.name) for f in fields(SynthConfig)})
     except ValueError as error:
         parser.error(str(error))
     try:
@@ -107,6 +85,7 @@ def main(argv: list[str]) -> int:
         f"  {NUM_CLASSES} classes, {report.tail_classes} tail; shards written "
         f"{report.shards_written}, reused {report.shards_reused}"
     )
+    print(format_statistics(report.statistics))
     return 0
 
 

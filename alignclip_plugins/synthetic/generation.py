@@ -14,6 +14,7 @@ from tqdm import tqdm
 from alignclip_plugins.io.atomic import atomic_write_text
 from alignclip_plugins.synthetic.classes import (
     CLASS_NAMES,
+    class_parts,
     class_ranks,
     tail_mask,
     vocabulary,
@@ -32,6 +33,12 @@ from alignclip_plugins.synthetic.plan import (
     train_counts,
 )
 from alignclip_plugins.synthetic.records import sample_members
+from alignclip_plugins.synthetic.statistics import (
+    STATISTICS_FILE,
+    TrainStatistics,
+    measure,
+    train_plans,
+)
 from alignclip_plugins.synthetic.writer import (
     Member,
     shard_name,
@@ -47,6 +54,7 @@ class GenerationReport:
     """What a generation did; ``seconds`` is wall-clock time."""
 
     manifest: dict
+    statistics: TrainStatistics
     shards_written: int
     shards_reused: int
     tail_classes: int
@@ -80,6 +88,12 @@ def _write_metadata(out: Path, counts: np.ndarray, tail: np.ndarray, ranks: np.n
         "rank": [int(r) for r in ranks],
     }
     atomic_write_text(out / "classes.json", _dump(classes))
+    # what zero-shot top-1 needs both of: the colour and the shape of each class
+    parts = [class_parts(i) for i in range(len(CLASS_NAMES))]
+    attributes = {"colour": [c for c, _ in parts], "shape": [s for _, s in parts]}
+    atomic_write_text(
+        out / "attributes.json", _dump({"names": list(CLASS_NAMES), "attributes": attributes})
+    )
     atomic_write_text(out / "descriptions.json", _dump(visual_descriptions()))
     atomic_write_text(out / "vocabulary.json", _dump(vocabulary()))
 
@@ -112,10 +126,13 @@ def run_generation(
                 written += 1
 
     _write_metadata(out, counts, tail, ranks)
+    statistics = measure(config, train_plans(config, probabilities), tail, counts)
+    atomic_write_text(out / STATISTICS_FILE, _dump(statistics.as_dict()))
     manifest = build_manifest(config)
     write_manifest(out, manifest)
     return GenerationReport(
         manifest=manifest,
+        statistics=statistics,
         shards_written=written,
         shards_reused=reused,
         tail_classes=int(tail.sum()),

@@ -14,16 +14,24 @@ from pathlib import Path
 from alignclip_plugins.io.atomic import atomic_write_text, remove_stale_temporaries
 from alignclip_plugins.synthetic.config import SPLITS, SynthConfig
 from alignclip_plugins.synthetic.plan import num_shards, split_size
+from alignclip_plugins.synthetic.statistics import STATISTICS_FILE
 from alignclip_plugins.synthetic.writer import (
     shard_name,
     shard_pattern,
 )
 
 # Bump whenever generated content changes: older directories are then refused, not resumed.
-FORMAT = 1
+FORMAT = 2
 OPTIONS_FILE = ".options.json"
 MANIFEST_FILE = "manifest.json"
-METADATA_FILES = ("classnames.txt", "classes.json", "descriptions.json", "vocabulary.json")
+METADATA_FILES = (
+    "classnames.txt",
+    "classes.json",
+    "attributes.json",
+    "descriptions.json",
+    "vocabulary.json",
+    STATISTICS_FILE,
+)
 
 
 class SyntheticDataError(RuntimeError):
@@ -46,7 +54,8 @@ def synth_command(out: str | Path, config: SynthConfig | None = None) -> str:
         for f in fields(SynthConfig):
             value = getattr(config, f.name)
             if value != getattr(default, f.name):
-                parts += [f"--{f.name.replace('_', '-')}", str(value)]
+                shown = ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
+                parts += [f"--{f.name.replace('_', '-')}", shown]
     return " ".join(parts)
 
 

@@ -15,7 +15,7 @@ import numpy as np
 from alignclip_plugins.synthetic.captions import Caption, clean_caption, noisy_caption
 from alignclip_plugins.synthetic.classes import NUM_CLASSES
 from alignclip_plugins.synthetic.config import SPLITS, SynthConfig
-from alignclip_plugins.synthetic.scene import MAX_OBJECTS, Box, place_objects
+from alignclip_plugins.synthetic.scene import Box, place_objects
 
 STREAM_OBJECTS, STREAM_LAYOUT, STREAM_RENDER = 0, 1, 2
 
@@ -26,6 +26,8 @@ class SamplePlan:
 
     ``caption`` is the caption stored with the image (another image's when ``matched`` is
     False); None in the zero-shot split, whose samples carry ``label`` instead.
+    ``duplicate_of`` is the key of the earlier training scene whose objects this one shows
+    again (a near-duplicate), else None.
     """
 
     key: str
@@ -34,6 +36,7 @@ class SamplePlan:
     caption: Caption | None = None
     matched: bool = True
     label: int | None = None
+    duplicate_of: str | None = None
 
 
 def split_size(config: SynthConfig, split: str) -> int:
@@ -74,18 +77,41 @@ def _split_into(flat: np.ndarray, counts: np.ndarray) -> list[tuple[int, ...]]:
 def shard_objects(
     config: SynthConfig, split: str, shard: int, probabilities: np.ndarray
 ) -> list[tuple[int, ...]]:
-    """Class ids of the objects of each sample of a shard.
+    """Class ids of the objects of each sample of a shard (see :func:`shard_scenes`)."""
+    return [ids for ids, _ in shard_scenes(config, split, shard, probabilities)]
 
-    train: 1-4 objects drawn i.i.d. from ``probabilities`` (48,) (so repeats happen);
-    retrieval: the same but with uniform classes; zeroshot: one object, class = index % 48.
+
+def shard_scenes(
+    config: SynthConfig, split: str, shard: int, probabilities: np.ndarray
+) -> list[tuple[tuple[int, ...], int | None]]:
+    """``(class ids, index of the duplicated sample or None)`` of each sample of a shard.
+
+    train: 1 to ``max_objects`` objects (``count_weights``) drawn i.i.d. from
+    ``probabilities`` (48,) (so repeats happen); a ``duplicates`` fraction of the samples
+    after the first instead repeats the objects of a uniformly chosen earlier sample of the
+    shard (its split-wide index is returned). retrieval: the same counts, uniform classes, no
+    duplicates; zeroshot: one object, class = index % 48.
     """
     indices = shard_range(config, split, shard)
     if split == "zeroshot":
-        return [(i % NUM_CLASSES,) for i in indices]
+        return [((i % NUM_CLASSES,), None) for i in indices]
     rng = shard_rng(config.seed, split, shard, STREAM_OBJECTS)
-    counts = rng.integers(1, MAX_OBJECTS + 1, size=len(indices))
+    weights = np.asarray(config.count_weights, dtype=np.float64)
+    counts = 1 + rng.choice(len(weights), size=len(indices), p=weights / weights.sum())
     p = probabilities if split == "train" else None
-    return _split_into(rng.choice(NUM_CLASSES, size=int(counts.sum()), p=p), counts)
+    drawn = _split_into(rng.choice(NUM_CLASSES, size=int(counts.sum()), p=p), counts)
+    if split != "train" or config.duplicates == 0:
+        return [(ids, None) for ids in drawn]
+    repeat = rng.random(len(indices)) < config.duplicates
+    sources = rng.random(len(indices))
+    scenes: list[tuple[tuple[int, ...], int | None]] = []
+    for j, ids in enumerate(drawn):
+        if j and repeat[j]:
+            source = int(sources[j] * j)  # an earlier sample of this shard
+            scenes.append((scenes[source][0], indices[source]))
+        else:
+            scenes.append((ids, None))
+    return scenes
 
 
 def train_counts(config: SynthConfig, probabilities: np.ndarray) -> np.ndarray:
@@ -119,20 +145,28 @@ def plan_shard(
     Mismatched captions come from another image of the same shard (a one-sample shard has
     nothing to mismatch with and stays matched).
     """
-    objects = shard_objects(config, split, shard, probabilities)
+    scenes = shard_scenes(config, split, shard, probabilities)
     keys = [f"{i:08d}" for i in shard_range(config, split, shard)]
     rng = shard_rng(config.seed, split, shard, STREAM_LAYOUT)
-    boxes = [tuple(place_objects(len(ids), config.image_size, rng)) for ids in objects]
+    boxes = [tuple(place_objects(len(ids), config.image_size, rng)) for ids, _ in scenes]
     if split == "zeroshot":
         return [
             SamplePlan(key=k, class_ids=ids, boxes=b, label=ids[0])
-            for k, ids, b in zip(keys, objects, boxes)
+            for k, (ids, _), b in zip(keys, scenes, boxes)
         ]
     if split == "retrieval":
-        captions = [(clean_caption(ids, rng), True) for ids in objects]
+        captions = [(clean_caption(ids, rng), True) for ids, _ in scenes]
     else:
-        captions = _mismatch([noisy_caption(ids, rng) for ids in objects], config, rng)
+        own = [noisy_caption(ids, rng, mention=config.mention) for ids, _ in scenes]
+        captions = _mismatch(own, config, rng)
     return [
-        SamplePlan(key=k, class_ids=ids, boxes=b, caption=c, matched=m)
-        for k, ids, b, (c, m) in zip(keys, objects, boxes, captions)
+        SamplePlan(
+            key=k,
+            class_ids=ids,
+            boxes=b,
+            caption=c,
+            matched=m,
+            duplicate_of=None if source is None else f"{source:08d}",
+        )
+        for k, (ids, source), b, (c, m) in zip(keys, scenes, boxes, captions)
     ]

@@ -117,9 +117,14 @@ def main(argv: list[str] | None = None) -> int:
             if data.missing:
                 text += f"\n(run `{script_for(spec.runs_of)}`)\n"
         else:
-            text = render_table(
+            rendered = render_table(
                 spec, index, model=args.model, data=args.data, script=script_for(spec.runs_of)
-            ).markdown
+            )
+            text = rendered.markdown
+            if spec.chart:
+                png = figures.bar_chart(spec, rendered, out / f"{_slug(name)}.png")
+                if png is not None:
+                    text += f"\n![{spec.title}]({png.name})\n"
         atomic_write_text(out / f"{_slug(name)}.md", text)
         documents.append(text)
     print("\n".join(documents))

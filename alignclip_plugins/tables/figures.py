@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from alignclip_plugins.io.atomic import atomic_save_figure
+from alignclip_plugins.tables.markdown import Rendered
 from alignclip_plugins.tables.results import ResultIndex, curve
-from alignclip_plugins.tables.spec import Figure
+from alignclip_plugins.tables.spec import Figure, Table
 
 NO_CURVE = "the paper's curves are not in its text (they are images), so they are not drawn"
 STATED = "starred: numbers the paper's text does state"
@@ -219,5 +220,51 @@ def plot(
     lines = wrapped.count("\n") + 1
     fig.tight_layout(rect=(0, 0.03 + 0.025 * lines, 1, 0.95))
     atomic_save_figure(fig, path, format="png")
+    plt.close(fig)
+    return path
+
+
+def bar_chart(table: Table, rendered: Rendered, path: str | os.PathLike) -> Path | None:
+    """A PNG bar chart of a versus table's ``chart`` column: each row's mean with its SD
+    over seeds as an error bar, the ``versus`` row's mean as a dashed line, and the rows
+    whose difference to it exceeds two standard errors marked; None without measurements."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    column = next(c for c in table.columns if c.key == table.chart)
+    rows = [r for r in table.rows if (r.id, column.key) in rendered.values]
+    if not rows:
+        return None
+    measured = [rendered.values[(r.id, column.key)] for r in rows]
+    labels = [" ".join(r.label) for r in rows]
+    starred = {e for e in rendered.exceeding if e.endswith(f" {column.label}")}
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.9 * len(rows) + 2), 4.2), dpi=120)
+    x = range(len(rows))
+    means = [m.mean * table.scale for m in measured]
+    ax.bar(
+        x,
+        means,
+        yerr=[(m.std or 0.0) * table.scale for m in measured],
+        capsize=4,
+        color=["#888888" if r.id == table.versus else "#4c72b0" for r in rows],
+    )
+    base = rendered.values.get((table.versus, column.key))
+    if base is not None:
+        ax.axhline(base.mean * table.scale, color="black", linestyle="--", linewidth=1)
+    for i, (label, mean) in enumerate(zip(labels, means)):
+        mark = "*" if f"{label} {column.label}" in starred else ""
+        ax.text(i, mean, f"{mean:.{table.digits}f}{mark}", ha="center", va="bottom", fontsize=8)
+    ax.set_xticks(list(x), labels, rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel(f"{column.label} (%)" if table.scale == 100 else column.label)
+    seeds = max(len(m.values) for m in measured)
+    ax.set_title(
+        textwrap.fill(f"{table.title} — {column.label}, mean ± SD over {seeds} seed(s)", 70),
+        fontsize=9,
+    )
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    path = atomic_save_figure(fig, path, format="png")
     plt.close(fig)
     return path

@@ -72,6 +72,8 @@ class Rendered:
     measured: int = 0
     missing: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    values: dict[tuple[str, str], Measured] = field(default_factory=dict)  # (row id, column key)
+    exceeding: list[str] = field(default_factory=list)  # cells with |Δ| > 2 SE
 
 
 def _substitute(cell: dict, model: str | None, data: str | None) -> dict:
@@ -116,6 +118,16 @@ def difference(a: Measured, b: Measured) -> tuple[float, float | None]:
     return delta, math.sqrt(a.std**2 / len(a.values) + b.std**2 / len(b.values))
 
 
+def _delta_text(measured: Measured, reference: Measured, table: Table) -> tuple[str, bool]:
+    """``"+1.2 ± 0.4*"`` (or ``"+1.2"`` without spread) and whether ``|Δ| > 2 SE > 0``."""
+    delta, se = difference(measured, reference)
+    shown = format_delta(delta * table.scale, table.digits)
+    if se is None:
+        return shown, False
+    star = se > 0 and abs(delta) > 2 * se
+    return f"{shown} ± {format_number(se * table.scale, table.digits)}{'*' if star else ''}", star
+
+
 def render_versus(
     table: Table,
     index: ResultIndex,
@@ -126,11 +138,17 @@ def render_versus(
 ) -> Rendered:
     """A measured-only table: ``mean ± SD`` per cell and, for every row but the ``versus``
     row, ``(Δ ± SE)`` against it, starred where ``|Δ| > 2 SE`` (and SE > 0: with no spread
-    over the seeds there is no evidence either way)."""
+    over the seeds there is no evidence either way). With ``delta_column`` the differences
+    of that column only, in a column of their own."""
     digits, scale = table.digits, table.scale
     base_row = table.row(table.versus)
+    versus = " ".join(base_row.label)
     base = {c.key: measure_cell(index, table, base_row, c, model, data) for c in table.columns}
-    header = [*table.header, *(c.label for c in table.columns), "seeds"]
+    header = [*table.header, *(c.label for c in table.columns)]
+    delta_of = next((c for c in table.columns if c.key == table.delta_column), None)
+    if delta_of is not None:
+        header.append(f"Δ {delta_of.label} vs {versus}")
+    header.append("seeds")
     lines = [f"### {table.title}", "", f"Source: {table.source}."]
     if table.note:
         lines += ["", table.note]
@@ -141,6 +159,7 @@ def render_versus(
     for row in table.rows:
         cells = list(row.label)
         seeds = 0
+        delta_cell = "—"
         for column in table.columns:
             measured = measure_cell(index, table, row, column, model, data)
             result.cells += 1
@@ -150,27 +169,34 @@ def render_versus(
                 missing.append(f"row `{cell['row']}` ({cell['model']}, {cell['data']})")
                 continue
             result.measured += 1
+            result.values[(row.id, column.key)] = measured
             seeds = max(seeds, len(measured.values))
             text = format_number(measured.mean * scale, digits)
             if measured.std is not None:
                 text += f" ± {format_number(measured.std * scale, digits)}"
             reference = base[column.key]
-            if row is not base_row and reference is not None and reference.mean is not None:
-                delta, se = difference(measured, reference)
-                shown = format_delta(delta * scale, digits)
-                if se is None:
+            compared = delta_of is None or column is delta_of
+            if (
+                row is not base_row
+                and compared
+                and reference is not None
+                and reference.mean is not None
+            ):
+                shown, star = _delta_text(measured, reference, table)
+                if star:
+                    exceeding.append(f"{' '.join(row.label)} {column.label}")
+                if delta_of is None:
                     text += f" ({shown})"
                 else:
-                    star = "*" if se > 0 and abs(delta) > 2 * se else ""
-                    text += f" ({shown} ± {format_number(se * scale, digits)}{star})"
-                    if star:
-                        exceeding.append(f"{' '.join(row.label)} {column.label}")
+                    delta_cell = shown
             cells.append(text)
+        if delta_of is not None:
+            cells.append(delta_cell)
         cells.append(str(seeds) if seeds else "—")
         lines.append("| " + " | ".join(cells) + " |")
-    versus = " ".join(base_row.label)
+    where = "in brackets" if delta_of is None else "Δ:"
     footer = [
-        f"Mean ± SD over seeds; in brackets the difference to {versus} ± its standard error "
+        f"Mean ± SD over seeds; {where} the difference to {versus} ± its standard error "
         "sqrt(s1²/n1 + s2²/n2); * where |difference| > 2 SE > 0"
         + (f" ({'; '.join(exceeding)})." if exceeding else " (none).")
     ]
@@ -186,6 +212,7 @@ def render_versus(
     lines += [""] + [f"- {f}" for f in footer]
     result.markdown = "\n".join(lines) + "\n"
     result.missing = list(dict.fromkeys(missing))
+    result.exceeding = exceeding
     return result
 
 

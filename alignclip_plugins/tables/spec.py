@@ -57,6 +57,8 @@ class Table:
     deltas: bool = False
     thousands: bool = False
     note: str | None = None
+    delta_column: str | None = None  # versus tables: one Δ column for this column's key
+    chart: str | None = None  # versus tables: a PNG bar chart of this column's key
     kind: str = "table"
     # a row id: measured-only cells (mean ± SD), each other row's difference to that row with
     # its standard error, and which differences exceed two of them (this project's tables)
@@ -165,6 +167,8 @@ def _table(name: str, spec: dict) -> Table:
             note=spec.get("note"),
             versus=spec.get("versus"),
             experiment=spec.get("experiment"),
+            delta_column=spec.get("delta_column"),
+            chart=spec.get("chart"),
         )
     except (KeyError, TypeError, ValueError) as e:
         raise SpecError(f"{name}: malformed table spec ({type(e).__name__}: {e})") from e
@@ -181,6 +185,10 @@ def _table(name: str, spec: dict) -> Table:
             raise SpecError(f"{name} row {r.id}: unknown baseline row {r.baseline!r}")
     if table.versus is not None and table.versus not in ids:
         raise SpecError(f"{name}: versus names no row ({table.versus!r})")
+    for option in ("delta_column", "chart"):
+        key = getattr(table, option)
+        if key is not None and (table.versus is None or key not in keys):
+            raise SpecError(f"{name}: {option} {key!r} needs 'versus' and one of the columns")
     for c in columns:
         if c.baseline is not None and c.baseline not in keys:
             raise SpecError(f"{name} column {c.key}: unknown baseline column {c.baseline!r}")

@@ -254,3 +254,31 @@ def test_top1_top5_tail_and_attribute_accuracy_on_a_hand_made_case():
         evaluate_batches(
             _IdentityImages(), classifier, [(scores, [0, 1, 2, 3])], attributes={"shape": [0, 1, 0]}
         )
+
+
+def test_attributes_file_reports_colour_and_shape_top1(synth_data, tiny_run, tmp_path, run_eval):
+    """--attributes (the embedded dataset's attributes.json): <name>_top1 is how often the
+    top-1 class has the target's colour / shape, never below top-1; a file that misses a
+    class is named."""
+    from alignclip_plugins.evaluation.datasets import read_attributes
+
+    names = (synth_data / "classnames.txt").read_text().split("\n")[:-1]
+    ids = read_attributes(synth_data / "attributes.json", names)
+    assert ids["colour"][:9] == [0] * 8 + [1] and ids["shape"][:9] == [*range(8), 0]
+    code, _, err = run_eval(
+        "zeroshot", "--checkpoint", tiny_run, "--templates", "simple", "--precision", "fp32",
+        "--data", synth_data / "zeroshot", "--attributes", synth_data / "attributes.json",
+        "--dataset-name", "synthetic", "--out", tmp_path / "out",
+    )  # fmt: skip
+    assert code == 0, err
+    metrics = read_result(tmp_path / "out" / "zeroshot-synthetic.json").metrics
+    assert {"colour_top1", "shape_top1"} <= set(metrics)
+    assert min(metrics["colour_top1"], metrics["shape_top1"]) >= metrics["top1"]
+    partial = json.loads((synth_data / "attributes.json").read_text())
+    partial["names"] = partial["names"][1:]
+    partial["attributes"] = {k: v[1:] for k, v in partial["attributes"].items()}
+    (tmp_path / "partial.json").write_text(json.dumps(partial))
+    with pytest.raises(
+        ValueError, match=r"partial.json: no attributes for class\(es\) \['red circle'\]"
+    ):
+        read_attributes(tmp_path / "partial.json", names)

@@ -51,15 +51,17 @@ def test_layout_and_manifest(dataset):
         *[f"zeroshot/zeroshot-{i:06d}.tar" for i in range(3)],
         "classnames.txt",
         "classes.json",
+        "attributes.json",
         "descriptions.json",
         "vocabulary.json",
+        "statistics.json",
         "manifest.json",
         ".options.json",
     }
     assert set(files(dataset)) == expected
     manifest = load_manifest(dataset)
     assert manifest == json.loads((dataset / "manifest.json").read_text())
-    assert manifest["format"] == 1 and manifest["seed"] == 0
+    assert manifest["format"] == 2 and manifest["seed"] == 0
     assert manifest["options"] == SMALL.options()
     assert manifest["splits"] == {
         "train": {
@@ -117,6 +119,7 @@ def test_train_and_retrieval_shards_read_with_webdataset(dataset):
                 "tags",
                 "matched",
                 "caption_objects",
+                "duplicate_of",
                 "image_size",
             }
             check_objects(s)

@@ -241,3 +241,44 @@ def test_project_tables_name_real_experiment_rows_and_bench_roles():
             assert row in names and model in raw["grid"]["model"] and data in raw["grid"]["data"]
             role = metric.split(".")[0]
             assert role in raw["evals"] and role in bench, (name, role)
+
+
+def _demo_evals(top1: float) -> dict:
+    zeroshot = {"top1": top1, "top5": 0.9, "tail_top1": 0.5, "colour_top1": 1.0, "shape_top1": top1}
+    return {
+        ("zeroshot", "synthetic", "zeroshot"): {"metrics": zeroshot},
+        ("zeroshot", "synthetic_descriptions", "zeroshot_desc"): {"metrics": {"top1": 0.3}},
+        ("retrieval", "synthetic", "retrieval"): {
+            "metrics": {"image_to_text_R@1": 0.2, "text_to_image_R@1": 0.25}
+        },
+    }
+
+
+def test_a_delta_column_and_a_bar_chart_for_one_metric(tmp_path):
+    """The demo table: plain mean ± SD cells, one Δ column (zero-shot top-1 vs clip ± SE,
+    starred beyond 2 SE), the significance line, and a PNG bar chart of that column."""
+    from dataclasses import replace
+
+    from alignclip_plugins.tables.figures import bar_chart
+
+    values = {"clip": (0.60, 0.62, 0.64), "object_iou": (0.70, 0.71, 0.72), "softclip": (0.6,)}
+    for row, seeds in values.items():
+        for seed, v in enumerate(seeds):
+            fake_run(tmp_path, f"{row}{seed}", table="demo", row=row, model="demo",
+                     data="synthetic", seed=seed, epochs=12, evals=_demo_evals(v))  # fmt: skip
+    spec = SPECS["demo"]
+    spec = replace(spec, rows=tuple(r for r in spec.rows if r.id in values))
+    rendered = render_table(spec, ResultIndex(tmp_path))
+    md = rendered.markdown
+    assert (
+        "| Method | zero-shot top-1 | top-5 |" in md
+        and "| Δ zero-shot top-1 vs clip | seeds |" in md
+    )
+    # 71.0 ± 1.0 vs 62.0 ± 2.0: +9.0 ± sqrt(1/3 + 4/3) = 1.29, beyond 2 SE
+    assert "| object_iou | 71.0 ± 1.0 | 90.0 ± 0.0 |" in md and "| +9.0 ± 1.3* | 3 |" in md
+    assert "| softclip | 60.0 | 90.0 |" in md and "| -2.0 | 1 |" in md  # one seed: no SE
+    assert "| clip | 62.0 ± 2.0 |" in md and "| — | 3 |" in md
+    assert "(object_iou zero-shot top-1)." in md
+    png = bar_chart(spec, rendered, tmp_path / "demo.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert bar_chart(replace(spec, rows=()), rendered, tmp_path / "none.png") is None
