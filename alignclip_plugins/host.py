@@ -226,6 +226,46 @@ def configure(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None
         parser.error(str(exc))
 
 
+def training_dataset_type(args: argparse.Namespace) -> str | None:
+    """The dataset type upstream trains on (``get_data``'s rule), None without training data.
+
+    ``auto`` resolves as upstream does, by the last extension of ``--train-data``: ``tar``
+    is ``webdataset``, ``csv``/``tsv`` is ``csv``; any other stays ``auto`` (upstream
+    then fails once the model is built).
+    """
+    if args.dataset_type == "synthetic":
+        return "synthetic"  # trains without --train-data
+    if not args.train_data:
+        return None
+    if args.dataset_type != "auto":
+        return args.dataset_type
+    ext = str(args.train_data).split(".")[-1]
+    return {"tar": "webdataset", "csv": "csv", "tsv": "csv"}.get(ext, "auto")
+
+
+def require_webdataset(args: argparse.Namespace, plugin: str, fields: str) -> None:
+    """For a plugin's ``configure``: refuse training data that is not webdataset shards.
+
+    ``fields`` says what the plugin reads per sample from its shards' sidecars. Raises
+    ValueError naming ``--plugins``, ``--dataset-type`` and what to give instead; passes
+    when the run has no training data (evaluation only).
+    """
+    kind = training_dataset_type(args)
+    if kind in (None, "webdataset"):
+        return
+    given = f"--dataset-type {args.dataset_type}"
+    if args.dataset_type == "auto":
+        given += f" (--train-data {args.train_data} is not a .tar pattern)"
+    elif kind == "synthetic":
+        given += " (generated images, no shards)"
+    raise ValueError(
+        f"--plugins {getattr(args, 'plugins', plugin)}: {given} is not supported: {plugin} reads the {fields} of "
+        f"each training sample from sidecars of its webdataset shard; use --dataset-type "
+        f"webdataset with --train-data 'DIR/train-{{000000..000099}}.tar' (the shards the "
+        f"sidecars were made for)"
+    )
+
+
 # ---- call sites in open_clip_train.main -----------------------------------------------
 
 

@@ -157,3 +157,29 @@ def test_every_hook_end_to_end_with_a_third_party_plugin(synth_data, tmp_path, p
     assert metrics == [
         {"probe_bias": pytest.approx(ckpt["state_dict"]["probe.bias"].item()), "epoch": 1}
     ]
+
+
+def synthetic_run(logs: Path, name: str, plugins: str) -> subprocess.CompletedProcess:
+    """upstream's --dataset-type synthetic (generated images, no --train-data), 2 steps."""
+    cmd = [
+        sys.executable, str(HERE / "support" / "run_trainer.py"), "--model", model_arg(),
+        "--dataset-type", "synthetic", "--train-num-samples", "32", "--batch-size", "16",
+        "--epochs", "1", "--lr", "1e-3", "--warmup", "1", "--workers", "0", "--precision", "fp32",
+        "--log-every-n-steps", "1", "--logs", str(logs), "--name", name, "--report-to", "",
+        "--plugins", plugins,
+    ]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "2"}
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+
+
+def test_synthetic_data_trains_label_smoothing_and_is_refused_by_shard_plugins(tmp_path):
+    proc = synthetic_run(tmp_path, "ls", "label_smoothing")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    rows = logged_losses(tmp_path / "ls")
+    assert len(rows) == 2 and all(math.isfinite(r["Label_smoothing_loss"]) for r in rows)
+    # it used to start and die at step 1 with MissingLossInputError
+    proc = synthetic_run(tmp_path, "sc", "softclip")
+    assert proc.returncode == 2
+    refused = "--plugins softclip: --dataset-type synthetic (generated images, no shards) is not"
+    assert f"{refused} supported" in proc.stderr
+    assert not (tmp_path / "sc").exists()  # no run directory, no model

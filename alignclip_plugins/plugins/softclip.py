@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 from alignclip_plugins import batching
 from alignclip_plugins.hookspecs import hookimpl
-from alignclip_plugins.host import unwrap
+from alignclip_plugins.host import require_webdataset, unwrap
 from alignclip_plugins.io.shards import expand_patterns
 from alignclip_plugins.losses.config import GuidanceMixConfig, SoftClipConfig
 from alignclip_plugins.losses.softclip import GuidanceMixLoss, SoftClipLoss
@@ -185,13 +185,9 @@ def configure(args: argparse.Namespace) -> None:
             "--plugins softclip with --loss %s: ROI and tag features are computed but unused",
             args.loss,
         )
+    require_webdataset(args, PLUGIN, "ROI features and tags")
     if not args.train_data:
         return
-    if args.dataset_type not in ("webdataset", "auto"):
-        raise ValueError(
-            f"--plugins softclip reads ROIs alongside webdataset shards; --dataset-type "
-            f"{args.dataset_type} is not supported"
-        )
     try:
         check_sidecars(args.softclip_rois, expand_patterns(args.train_data), ROI_DIM)
     except RoiDataError as exc:
