@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 
 import pluggy
 
-from alignclip_plugins import batching, hookspecs
+from alignclip_plugins import batching, hookspecs, loader_report
 from alignclip_plugins.registry import LossRegistry, LossSpec
 
 log = logging.getLogger(__name__)
@@ -105,6 +105,7 @@ class PluginHost:
             raise PluginError(f"plugin {exc.plugin_name!r}: {exc}") from exc
         self.losses = LossRegistry()
         self.default_loss: str | None = None
+        self.loader_events = loader_report.LoaderEvents()  # of the training pipeline
         for name, module in modules:
             before = set(self.losses.names())
             impl = getattr(module, "register_losses", None)
@@ -295,23 +296,53 @@ def create_loss(args: argparse.Namespace, *, default: Callable):
 
 
 def evaluates(args: argparse.Namespace) -> bool:
-    """Whether a plugin adds evaluation metrics (so evaluation runs without --val-data)."""
-    host = host_for(args)
-    return host is not None and host.implements("evaluate")
+    """Whether the epoch's evaluation call runs without --val-data: with any plugin (the
+    plugins' metrics, the training loader's report)."""
+    return host_for(args) is not None
 
 
 # ---- call sites in open_clip_train.data -----------------------------------------------
 
 
+def tar_samples(args: argparse.Namespace, *, default: Callable) -> Callable:
+    """The training pipeline's tar reader: upstream's, reporting its errors with plugins."""
+    host = host_for(args)
+    if host is None:
+        return default
+    return loader_report.TarSamples(default, host.loader_events)
+
+
+def watch_samples(args: argparse.Namespace, *, is_train: bool, keep: Callable) -> list:
+    """Before upstream's sample filter ``keep``: the stage recording what it drops (training
+    with plugins; else none)."""
+    host = host_for(args)
+    if host is None or not is_train:
+        return []
+    return [loader_report.WatchSamples(host.loader_events, keep)]
+
+
+def decode_handler(args: argparse.Namespace, *, is_train: bool, default: Callable) -> Callable:
+    """The decoder's error handler: upstream's, or (training with plugins) one naming the
+    sample and counting it in the epoch's report."""
+    host = host_for(args)
+    if host is None or not is_train:
+        return default
+    return host.loader_events.decode_error
+
+
 def sample_stages(args: argparse.Namespace, *, is_train: bool, tokenizer, epoch=None) -> list:
-    """The plugins' per-sample webdataset stages, in ``--plugins`` order."""
+    """The plugins' per-sample webdataset stages, in ``--plugins`` order (training: after
+    the loader report's repeat marks)."""
     host = host_for(args)
     if host is None:
         return []
     results = host.hook.sample_stages(
         args=args, is_train=is_train, tokenizer=tokenizer, epoch=epoch
     )
-    return [stage for stages in results for stage in (stages or [])]
+    own = (
+        [loader_report.MarkRepeats(host.loader_events, args.batch_size, epoch)] if is_train else []
+    )
+    return own + [stage for stages in results for stage in (stages or [])]
 
 
 def batch_stages(args: argparse.Namespace, *, is_train: bool, default: list) -> list:
@@ -324,9 +355,11 @@ def batch_stages(args: argparse.Namespace, *, is_train: bool, default: list) -> 
     collate: dict[str, Callable] = {}
     for fields in host.hook.collate_fields(args=args, is_train=is_train):
         for name, fn in (fields or {}).items():
-            if name in collate or name in batching.BASE_FIELDS:
+            if name in collate or name in (*batching.BASE_FIELDS, loader_report.FIELD):
                 raise PluginError(f"two plugins collate the batch field {name!r}")
             collate[name] = fn
+    if is_train:
+        collate[loader_report.FIELD] = loader_report.ReportCollate(host.loader_events)
     return [
         wds.map(batching.SelectFields(list(collate))),
         wds.batched(
@@ -339,7 +372,12 @@ def batch_stages(args: argparse.Namespace, *, is_train: bool, default: list) -> 
 
 
 def batch_to_device(batch, args: argparse.Namespace, *, device, input_dtype) -> dict:
-    """The batch as a dict on the device; upstream's tuple batches become ``image``/``text``."""
+    """The batch as a dict on the device; upstream's tuple batches become ``image``/``text``.
+
+    A training batch's loader report is taken out and counted (:mod:`.loader_report`).
+    """
+    if isinstance(batch, dict):
+        loader_report.receive(batch)
     return batching.to_device(batch, device=device, input_dtype=input_dtype)
 
 
@@ -386,6 +424,7 @@ def evaluate(model, data: dict, epoch: int, args: argparse.Namespace, *, tokeniz
     host = host_for(args)
     if host is None:
         return {}
+    loader_report.report(epoch, args)
     metrics: dict = {}
     for result in host.hook.evaluate(
         model=unwrap(model), data=data, epoch=epoch, args=args, tokenizer=tokenizer

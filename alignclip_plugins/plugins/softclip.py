@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from alignclip_plugins import batching
+from alignclip_plugins.epoch_counts import EpochCounts
 from alignclip_plugins.hookspecs import hookimpl
 from alignclip_plugins.host import require_webdataset, unwrap
 from alignclip_plugins.io.shards import expand_patterns
@@ -223,25 +224,8 @@ def collate_fields(args: argparse.Namespace, is_train: bool):
     }
 
 
-class _EpochCounts:
-    """Samples seen and samples without ROIs since the last evaluation (device tensors)."""
-
-    def __init__(self) -> None:
-        self.seen = 0
-        self.without: torch.Tensor | None = None  # stays on the device: no sync per step
-
-    def add(self, valid: torch.Tensor) -> None:
-        self.seen += valid.numel()
-        without = (~valid).sum()
-        self.without = without if self.without is None else self.without + without
-
-    def pop(self) -> tuple[int, int]:
-        seen, without = self.seen, 0 if self.without is None else int(self.without)
-        self.seen, self.without = 0, None
-        return seen, without
-
-
-COUNTS = _EpochCounts()
+#: samples and samples without ROIs since the last evaluation (device tensors until read)
+COUNTS = EpochCounts()
 
 
 def roi_and_tag_features(model, batch: dict, args: argparse.Namespace) -> dict:
@@ -263,13 +247,16 @@ def forward_features(model, batch: dict, model_out: dict, args: argparse.Namespa
         return None
     out = roi_and_tag_features(model, batch, args)
     if torch.is_grad_enabled():  # the training forward (not accumulation's cache pass)
-        COUNTS.add(out["roi_valid"])
+        valid = out["roi_valid"]
+        COUNTS.add("samples", valid.numel())
+        COUNTS.add("without_rois", (~valid).sum())
     return out
 
 
 @hookimpl
 def evaluate(model, data: dict, epoch: int, args: argparse.Namespace, tokenizer):
-    seen, without = COUNTS.pop()
+    counts, _ = COUNTS.pop()
+    seen, without = counts.get("samples", 0), counts.get("without_rois", 0)
     if not seen:
         return None
     if without:
