@@ -53,10 +53,28 @@ def logged_as(logged: float, value: float) -> bool:
 
 
 def test_no_plugins_is_exactly_upstream(synth_data, tmp_path):
-    upstream = logged_losses(train(synth_data, tmp_path, "upstream", unpatched=True))
-    patched = logged_losses(train(synth_data, tmp_path, "patched"))
+    upstream_run = train(synth_data, tmp_path, "upstream", unpatched=True)
+    patched_run = train(synth_data, tmp_path, "patched")
+    # the patch was applied in that run (its parser has --plugins, which upstream's dump of
+    # the options lists) and not in the plain upstream one
+    options = [(run / "params.txt").read_text().splitlines() for run in (patched_run, upstream_run)]
+    assert "plugins: " in options[0] and not any(o.startswith("plugins:") for o in options[1])
+    upstream, patched = logged_losses(upstream_run), logged_losses(patched_run)
     assert len(upstream) == 8
     assert patched == upstream  # identical logged values, step by step
+    # and at full precision: the trained weights and the optimizer state, bit for bit
+    ckpts = [
+        torch.load(run / "checkpoints" / "epoch_1.pt", map_location="cpu", weights_only=False)
+        for run in (patched_run, upstream_run)
+    ]
+    assert ckpts[0]["state_dict"].keys() == ckpts[1]["state_dict"].keys()
+    for name, value in ckpts[1]["state_dict"].items():
+        assert torch.equal(ckpts[0]["state_dict"][name], value), name
+    states = [c["optimizer"]["state"] for c in ckpts]
+    assert states[0].keys() == states[1].keys() and len(states[1]) > 0
+    for index, state in states[1].items():
+        for key, value in state.items():
+            assert torch.equal(states[0][index][key], value), (index, key)
 
 
 def test_label_smoothing_alpha_zero_matches_hard_clip(synth_data, tmp_path):
