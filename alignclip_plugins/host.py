@@ -105,7 +105,8 @@ class PluginHost:
             raise PluginError(f"plugin {exc.plugin_name!r}: {exc}") from exc
         self.losses = LossRegistry()
         self.default_loss: str | None = None
-        self.loader_events = loader_report.LoaderEvents()  # of the training pipeline
+        # of the last training pipeline built (tar_samples starts one)
+        self.loader_events: loader_report.LoaderEvents | None = None
         for name, module in modules:
             before = set(self.losses.names())
             impl = getattr(module, "register_losses", None)
@@ -309,6 +310,7 @@ def tar_samples(args: argparse.Namespace, *, default: Callable) -> Callable:
     host = host_for(args)
     if host is None:
         return default
+    host.loader_events = loader_report.LoaderEvents()  # the first call site of a pipeline
     return loader_report.TarSamples(default, host.loader_events)
 
 
@@ -316,7 +318,7 @@ def watch_samples(args: argparse.Namespace, *, is_train: bool, keep: Callable) -
     """Before upstream's sample filter ``keep``: the stage recording what it drops (training
     with plugins; else none)."""
     host = host_for(args)
-    if host is None or not is_train:
+    if host is None or not is_train or host.loader_events is None:
         return []
     return [loader_report.WatchSamples(host.loader_events, keep)]
 
@@ -325,24 +327,20 @@ def decode_handler(args: argparse.Namespace, *, is_train: bool, default: Callabl
     """The decoder's error handler: upstream's, or (training with plugins) one naming the
     sample and counting it in the epoch's report."""
     host = host_for(args)
-    if host is None or not is_train:
+    if host is None or not is_train or host.loader_events is None:
         return default
     return host.loader_events.decode_error
 
 
 def sample_stages(args: argparse.Namespace, *, is_train: bool, tokenizer, epoch=None) -> list:
-    """The plugins' per-sample webdataset stages, in ``--plugins`` order (training: after
-    the loader report's repeat marks)."""
+    """The plugins' per-sample webdataset stages, in ``--plugins`` order."""
     host = host_for(args)
     if host is None:
         return []
     results = host.hook.sample_stages(
         args=args, is_train=is_train, tokenizer=tokenizer, epoch=epoch
     )
-    own = (
-        [loader_report.MarkRepeats(host.loader_events, args.batch_size, epoch)] if is_train else []
-    )
-    return own + [stage for stages in results for stage in (stages or [])]
+    return [stage for stages in results for stage in (stages or [])]
 
 
 def batch_stages(args: argparse.Namespace, *, is_train: bool, default: list) -> list:
@@ -358,14 +356,12 @@ def batch_stages(args: argparse.Namespace, *, is_train: bool, default: list) -> 
             if name in collate or name in (*batching.BASE_FIELDS, loader_report.FIELD):
                 raise PluginError(f"two plugins collate the batch field {name!r}")
             collate[name] = fn
-    if is_train:
-        collate[loader_report.FIELD] = loader_report.ReportCollate(host.loader_events)
-    return [
-        wds.map(batching.SelectFields(list(collate))),
-        wds.batched(
-            args.batch_size, partial=not is_train, collation_fn=batching.DictCollator(collate)
-        ),
-    ]
+    batcher = wds.batched(
+        args.batch_size, partial=not is_train, collation_fn=batching.DictCollator(collate)
+    )
+    if is_train and host.loader_events is not None:  # a training pipeline: its report
+        batcher = loader_report.ReportBatches(batcher, host.loader_events)
+    return [wds.map(batching.SelectFields(list(collate))), batcher]
 
 
 # ---- call sites in open_clip_train.train and .zero_shot ------------------------------
@@ -420,7 +416,8 @@ def zero_shot_classifier(args: argparse.Namespace, *, default: Callable) -> Call
 
 
 def evaluate(model, data: dict, epoch: int, args: argparse.Namespace, *, tokenizer) -> dict:
-    """The plugins' extra metrics for this epoch (rank 0), with ``epoch`` when any."""
+    """The plugins' extra metrics for this epoch (rank 0), with ``epoch`` when any; logs
+    the training loader's report of the epoch (:func:`.loader_report.report`)."""
     host = host_for(args)
     if host is None:
         return {}

@@ -12,17 +12,18 @@ sites in ``open_clip_train.data``; without plugins the pipeline is upstream's):
   samples it drops (no image or no caption member: a member lost in the tar, or a
   truncated last sample) and which sample goes to the decoder, so that
   :meth:`LoaderEvents.decode_error` (upstream's decode handler) names it;
-* :class:`MarkRepeats` (the first sample stage) marks the samples of the second and later
-  passes of a loader worker over its shards within one epoch: repeats;
-* :class:`ReportCollate` collates the marks and the worker's drops since its last batch
-  into a :class:`LoaderBatch` (batch field :data:`FIELD`), so that what every worker saw
-  reaches the trainer's process; there :func:`receive` adds it to :data:`COUNTS` (an
+* :class:`ReportBatches` wraps the batcher: upstream repeats a loader worker's pipeline
+  until the epoch's batches are full, so the batches of a pass that follows a pass which
+  ran out are repeats; the samples of a pass that fill no last batch are left out. Each
+  batch gets a :class:`LoaderBatch` (field :data:`FIELD`) with its size, repeats and the
+  worker's drops since its last batch, so that what every worker saw reaches the
+  trainer's process; there :func:`receive` adds it to :data:`COUNTS` (an
   :class:`~alignclip_plugins.epoch_counts.EpochCounts`) and :func:`report` logs the epoch.
 
 Each drop is also logged when it happens (by the loader worker, the first
 :data:`LOGGED_DROPS` of each). A drop after a worker's last batch of an epoch is counted in
-the next epoch. With ``--dataset-resampled`` shards are drawn with replacement and the
-pipeline never starts a second pass: repeats are not counted then.
+the next epoch. With ``--dataset-resampled`` shards are drawn with replacement and a pass
+never runs out: repeats are not counted then.
 """
 
 from __future__ import annotations
@@ -161,40 +162,38 @@ class WatchSamples:
             yield sample
 
 
-class MarkRepeats:
-    """First sample stage: ``sample[FIELD]`` is True from the second pass of one epoch on.
+class ReportBatches:
+    """The batcher of a training pipeline (``batcher(samples) -> dict batches``), adding
+    each batch's :class:`LoaderBatch` as ``batch[FIELD]``.
 
-    Upstream repeats a loader worker's pipeline until the epoch's batches are full; every
-    pass calls this stage anew. ``epoch`` is the pipeline's ``SharedEpoch`` (None: no
-    repeats are marked). A pass that runs out leaves ``n mod batch_size`` samples that fill
-    no batch (upstream's batcher drops them); they are recorded in ``events``.
+    Every pass of upstream's repeated pipeline calls this stage anew. A pass that follows a
+    pass which ran out of samples (within one epoch: an epoch's last pass is cut off, not
+    run out) reads the same shards again: its batches are repeats. A pass that runs out
+    leaves the samples that fill no last batch out (upstream's batcher drops them).
     """
 
-    def __init__(self, events: LoaderEvents, batch_size: int, epoch=None) -> None:
-        self.events, self.batch_size, self.epoch = events, int(batch_size), epoch
-        self.last_epoch: int | None = None
+    def __init__(self, batcher: Callable, events: LoaderEvents) -> None:
+        self.batcher, self.events = batcher, events
+        self.ran_out = False  # the last pass ran out of samples
 
     def __call__(self, src: Iterable[dict]) -> Iterator[dict]:
-        epoch = int(self.epoch.get_value()) if self.epoch is not None else None
-        repeat = epoch is not None and epoch == self.last_epoch
-        self.last_epoch = epoch
-        n = 0
-        for sample in src:
-            sample[FIELD] = repeat
-            n += 1
-            yield sample
-        self.events.leftover += n % self.batch_size
+        repeat, self.ran_out = self.ran_out, False
+        read = [0]
 
+        def counted(samples):
+            for sample in samples:
+                read[0] += 1
+                yield sample
 
-class ReportCollate:
-    """Collate function of :data:`FIELD`: the marks of a batch and the worker's drops."""
-
-    def __init__(self, events: LoaderEvents) -> None:
-        self.events = events
-
-    def __call__(self, marks: list[bool]) -> LoaderBatch:
-        dropped, leftover = self.events.drain()
-        return LoaderBatch(len(marks), sum(map(bool, marks)), dropped, leftover)
+        batched = 0
+        for batch in self.batcher(counted(src)):
+            n = len(batch["image"])
+            batched += n
+            dropped, leftover = self.events.drain()
+            batch[FIELD] = LoaderBatch(n, n if repeat else 0, dropped, leftover)
+            yield batch
+        self.ran_out = True
+        self.events.leftover += read[0] - batched
 
 
 #: the training loader's counts since the last epoch's report (the trainer's process)

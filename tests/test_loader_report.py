@@ -140,24 +140,32 @@ def test_without_plugins_the_pipeline_is_upstreams(synth_data):
     assert isinstance(batch, (list, tuple)) and len(batch) == 2  # upstream's tuples
 
 
-def test_a_second_pass_in_the_same_epoch_is_marked_as_repeats():
-    class Epoch:
-        value = 0
+def test_a_pass_after_one_that_ran_out_is_repeats():
+    import webdataset as wds
 
-        def get_value(self):
-            return self.value
+    events = loader_report.LoaderEvents()
+    batcher = wds.batched(4, partial=False, collation_fn=_collate)  # as training batches
+    stage = loader_report.ReportBatches(batcher, events)
 
-    events, epoch = loader_report.LoaderEvents(), Epoch()
-    mark = loader_report.MarkRepeats(events, batch_size=4, epoch=epoch)
+    def reports(n, stop=None):
+        out = []
+        for batch in stage({"image": torch.zeros(1)} for _ in range(n)):
+            out.append(batch[loader_report.FIELD])
+            if len(out) == stop:
+                break  # the epoch has its batches: the pass is cut off (upstream's islice)
+        return [(r.samples, r.repeats, r.leftover) for r in out]
 
-    def flags(n):
-        return [s[loader_report.FIELD] for s in mark({"i": i} for i in range(n))]
+    assert reports(10) == [(4, 0, 0), (4, 0, 0)]  # ran out, 2 samples left over
+    assert reports(10, stop=1) == [(4, 4, 2)]  # the same epoch goes on: repeats
+    assert reports(10, stop=1) == [(4, 0, 0)]  # a cut-off pass: the next one is a new epoch
+    events.drop(loader_report.UNDECODABLE, "s.tar", "k", "bad")
+    assert stage({"image": torch.zeros(1)} for _ in range(4)).__next__()[loader_report.FIELD] == (
+        loader_report.LoaderBatch(4, 0, (loader_report.Drop("undecodable", "s.tar", "k", "bad"),))
+    )
 
-    assert flags(6) == [False] * 6 and events.leftover == 2
-    assert flags(3) == [True] * 3  # epoch 0 again: the loader went on into seen samples
-    epoch.value = 1
-    assert flags(2) == [False, False] and events.drain() == ((), 2 + 3 + 2)
-    assert flags(1) == [True]
+
+def _collate(samples):
+    return {"image": torch.stack([s["image"] for s in samples])}
 
 
 @pytest.mark.slow
