@@ -20,6 +20,7 @@ from alignclip_plugins.evaluation.prototypes import (
     fill,
     load_templates,
 )
+from alignclip_plugins.host import require_webdataset
 from alignclip_plugins.text_domains import TextDomains, TextDomainStage, parse_probabilities
 
 log = logging.getLogger(__name__)
@@ -161,14 +162,6 @@ def training_descriptions(args: argparse.Namespace, names: Sequence[str]) -> dic
 def _check_training(args: argparse.Namespace) -> None:
     from alignclip_plugins.objects.sample_objects import SidecarIndex, missing_sidecars_message
 
-    data_type = args.dataset_type
-    if data_type in ("csv", "synthetic") or (
-        data_type == "auto" and not str(args.train_data).split("::")[0].endswith(".tar")
-    ):
-        raise ValueError(
-            "--plugins alignclip reads object sets per webdataset shard: use "
-            f"--dataset-type webdataset (got --dataset-type {data_type} with {args.train_data})"
-        )
     if not args.alignclip_objects:
         raise ValueError(
             "--plugins alignclip needs --alignclip-objects DIR: the object sets of the training "
@@ -288,6 +281,7 @@ def check(args: argparse.Namespace) -> None:
     training_templates(args)
     if args.alignclip_descriptions and not os.path.isfile(args.alignclip_descriptions):
         raise ValueError(f"--alignclip-descriptions {args.alignclip_descriptions} does not exist")
+    require_webdataset(args, "alignclip", "caption object sets")
     if args.train_data:
         _check_training(args)
     _check_zeroshot(args)

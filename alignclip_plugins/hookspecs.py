@@ -57,7 +57,11 @@ def register_losses(registry) -> None:
 
 @hookspec
 def configure(args: argparse.Namespace) -> None:
-    """Check the parsed options; raise ``ValueError`` with a message naming the option."""
+    """Check the parsed options; raise ``ValueError`` with a message naming the option.
+
+    A plugin reading per-sample sidecars of webdataset shards calls
+    ``alignclip_plugins.host.require_webdataset(args, name, what)`` here.
+    """
 
 
 @hookspec

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 
 import pluggy
 
-from alignclip_plugins import batching, hookspecs
+from alignclip_plugins import batching, hookspecs, loader_report
 from alignclip_plugins.registry import LossRegistry, LossSpec
 
 log = logging.getLogger(__name__)
@@ -112,6 +112,8 @@ class PluginHost:
             raise PluginError(f"plugin {exc.plugin_name!r}: {exc}") from exc
         self.losses = LossRegistry()
         self.default_loss: str | None = None
+        # of the last training pipeline built (tar_samples starts one)
+        self.loader_events: loader_report.LoaderEvents | None = None
         for name, module in modules:
             before = set(self.losses.names())
             impl = getattr(module, "register_losses", None)
@@ -233,6 +235,46 @@ def configure(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None
         parser.error(str(exc))
 
 
+def training_dataset_type(args: argparse.Namespace) -> str | None:
+    """The dataset type upstream trains on (``get_data``'s rule), None without training data.
+
+    ``auto`` resolves as upstream does, by the last extension of ``--train-data``: ``tar``
+    is ``webdataset``, ``csv``/``tsv`` is ``csv``; any other stays ``auto`` (upstream
+    then fails once the model is built).
+    """
+    if args.dataset_type == "synthetic":
+        return "synthetic"  # trains without --train-data
+    if not args.train_data:
+        return None
+    if args.dataset_type != "auto":
+        return args.dataset_type
+    ext = str(args.train_data).split(".")[-1]
+    return {"tar": "webdataset", "csv": "csv", "tsv": "csv"}.get(ext, "auto")
+
+
+def require_webdataset(args: argparse.Namespace, plugin: str, fields: str) -> None:
+    """For a plugin's ``configure``: refuse training data that is not webdataset shards.
+
+    ``fields`` says what the plugin reads per sample from its shards' sidecars. Raises
+    ValueError naming ``--plugins``, ``--dataset-type`` and what to give instead; passes
+    when the run has no training data (evaluation only).
+    """
+    kind = training_dataset_type(args)
+    if kind in (None, "webdataset"):
+        return
+    given = f"--dataset-type {args.dataset_type}"
+    if args.dataset_type == "auto":
+        given += f" (--train-data {args.train_data} is not a .tar pattern)"
+    elif kind == "synthetic":
+        given += " (generated images, no shards)"
+    raise ValueError(
+        f"--plugins {getattr(args, 'plugins', plugin)}: {given} is not supported: {plugin} reads the {fields} of "
+        f"each training sample from sidecars of its webdataset shard; use --dataset-type "
+        f"webdataset with --train-data 'DIR/train-{{000000..000099}}.tar' (the shards the "
+        f"sidecars were made for)"
+    )
+
+
 # ---- call sites in open_clip_train.main -----------------------------------------------
 
 
@@ -262,12 +304,39 @@ def create_loss(args: argparse.Namespace, *, default: Callable):
 
 
 def evaluates(args: argparse.Namespace) -> bool:
-    """Whether a plugin adds evaluation metrics (so evaluation runs without --val-data)."""
-    host = host_for(args)
-    return host is not None and host.implements("evaluate")
+    """Whether the epoch's evaluation call runs without --val-data: with any plugin (the
+    plugins' metrics, the training loader's report)."""
+    return host_for(args) is not None
 
 
 # ---- call sites in open_clip_train.data -----------------------------------------------
+
+
+def tar_samples(args: argparse.Namespace, *, default: Callable) -> Callable:
+    """The training pipeline's tar reader: upstream's, reporting its errors with plugins."""
+    host = host_for(args)
+    if host is None:
+        return default
+    host.loader_events = loader_report.LoaderEvents()  # the first call site of a pipeline
+    return loader_report.TarSamples(default, host.loader_events)
+
+
+def watch_samples(args: argparse.Namespace, *, is_train: bool, keep: Callable) -> list:
+    """Before upstream's sample filter ``keep``: the stage recording what it drops (training
+    with plugins; else none)."""
+    host = host_for(args)
+    if host is None or not is_train or host.loader_events is None:
+        return []
+    return [loader_report.WatchSamples(host.loader_events, keep)]
+
+
+def decode_handler(args: argparse.Namespace, *, is_train: bool, default: Callable) -> Callable:
+    """The decoder's error handler: upstream's, or (training with plugins) one naming the
+    sample and counting it in the epoch's report."""
+    host = host_for(args)
+    if host is None or not is_train or host.loader_events is None:
+        return default
+    return host.loader_events.decode_error
 
 
 def sample_stages(args: argparse.Namespace, *, is_train: bool, tokenizer, epoch=None) -> list:
@@ -291,22 +360,27 @@ def batch_stages(args: argparse.Namespace, *, is_train: bool, default: list) -> 
     collate: dict[str, Callable] = {}
     for fields in host.hook.collate_fields(args=args, is_train=is_train):
         for name, fn in (fields or {}).items():
-            if name in collate or name in batching.BASE_FIELDS:
+            if name in collate or name in (*batching.BASE_FIELDS, loader_report.FIELD):
                 raise PluginError(f"two plugins collate the batch field {name!r}")
             collate[name] = fn
-    return [
-        wds.map(batching.SelectFields(list(collate))),
-        wds.batched(
-            args.batch_size, partial=not is_train, collation_fn=batching.DictCollator(collate)
-        ),
-    ]
+    batcher = wds.batched(
+        args.batch_size, partial=not is_train, collation_fn=batching.DictCollator(collate)
+    )
+    if is_train and host.loader_events is not None:  # a training pipeline: its report
+        batcher = loader_report.ReportBatches(batcher, host.loader_events)
+    return [wds.map(batching.SelectFields(list(collate))), batcher]
 
 
 # ---- call sites in open_clip_train.train and .zero_shot ------------------------------
 
 
 def batch_to_device(batch, args: argparse.Namespace, *, device, input_dtype) -> dict:
-    """The batch as a dict on the device; upstream's tuple batches become ``image``/``text``."""
+    """The batch as a dict on the device; upstream's tuple batches become ``image``/``text``.
+
+    A training batch's loader report is taken out and counted (:mod:`.loader_report`).
+    """
+    if isinstance(batch, dict):
+        loader_report.receive(batch)
     return batching.to_device(batch, device=device, input_dtype=input_dtype)
 
 
@@ -349,10 +423,12 @@ def zero_shot_classifier(args: argparse.Namespace, *, default: Callable) -> Call
 
 
 def evaluate(model, data: dict, epoch: int, args: argparse.Namespace, *, tokenizer) -> dict:
-    """The plugins' extra metrics for this epoch (rank 0), with ``epoch`` when any."""
+    """The plugins' extra metrics for this epoch (rank 0), with ``epoch`` when any; logs
+    the training loader's report of the epoch (:func:`.loader_report.report`)."""
     host = host_for(args)
     if host is None:
         return {}
+    loader_report.report(epoch, args)
     metrics: dict = {}
     for result in host.hook.evaluate(
         model=unwrap(model), data=data, epoch=epoch, args=args, tokenizer=tokenizer

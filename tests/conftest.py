@@ -1,9 +1,17 @@
-"""Shared fixtures: a third-party plugin installed through a real entry point."""
+"""Shared fixtures (a third-party plugin installed through a real entry point, the embedded
+data and what each plugin trains it with, trainer commands) and the CI rule on skips."""
 
+import fnmatch
+import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+
+from alignclip_plugins.model_configs import model_arg
 
 HERE = Path(__file__).resolve().parent
 
@@ -133,3 +141,109 @@ def multicaption_data(tmp_path_factory) -> dict[str, Path]:
         "objects": root / "objects",
         "vocabulary": root / "vocabulary.json",
     }
+
+
+@pytest.fixture(scope="session")
+def synth_rois(synth_data, tmp_path_factory) -> Path:
+    """Oracle ROI sidecars (``alignclip rois oracle``) of ``synth_data``'s training shards."""
+    from alignclip_plugins.rois.oracle import write_oracle_rois
+
+    out = tmp_path_factory.mktemp("synth-rois")
+    write_oracle_rois(synth_data, out=out, splits=("train",), progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def plugin_data_options(synth_objects, synth_rois) -> dict[str, list[str]]:
+    """The data options each built-in plugin trains ``synth_data`` with."""
+    return {
+        "label_smoothing": [],
+        "alignclip": ["--alignclip-objects", str(synth_objects["objects"]),
+                      "--alignclip-vocabulary", str(synth_objects["vocabulary"])],
+        "softclip": ["--softclip-rois", str(synth_rois)],
+    }  # fmt: skip
+
+
+def trainer_command(data: Path, logs: Path, name: str, *extra: str, samples: int = 64,
+                    batch_size: int = 32, epochs: int = 1, precision: str = "fp32",
+                    launcher: tuple[str, ...] = (sys.executable,)) -> list[str]:  # fmt: skip
+    """``open_clip_train.main`` (through ``tests/support/run_trainer.py``) on ``data``'s
+    training shards: ``samples`` samples an epoch, 1 loader worker, seed 3, every step logged."""
+    pattern = json.loads((data / "manifest.json").read_text())["splits"]["train"]["pattern"]
+    return [
+        *launcher, str(HERE / "support" / "run_trainer.py"), "--model", model_arg(),
+        "--train-data", str(data / pattern), "--train-num-samples", str(samples),
+        "--dataset-type", "webdataset", "--batch-size", str(batch_size), "--epochs", str(epochs),
+        "--lr", "1e-3", "--warmup", "2", "--workers", "1", "--precision", precision,
+        "--seed", "3", "--log-every-n-steps", "1", "--logs", str(logs), "--name", name,
+        "--report-to", "", *extra,
+    ]  # fmt: skip
+
+
+def run_command(cmd: list[str], threads: int = 2, **env: str) -> subprocess.CompletedProcess:
+    """Run a trainer command; fails the test with its output's tail when it fails."""
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), **env}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc
+
+
+@pytest.fixture(scope="session")
+def trainer():
+    """``(trainer_command, run_command)`` for tests in any directory."""
+    return trainer_command, run_command
+
+
+# ---- in CI, a skip is a failure unless allowed -------------------------------------------
+
+ALLOWED_SKIPS = HERE / "ci_allowed_skips.txt"
+
+
+def in_ci() -> bool:
+    """Whether this is a CI run (``CI=true``, set by the CI service; tox passes it through)."""
+    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
+def allowed_skips(path: Path = ALLOWED_SKIPS) -> dict[str, str]:
+    """``{node id pattern: reason}`` from the allow-list (``PATTERN | REASON`` lines)."""
+    out = {}
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        pattern, sep, reason = (part.strip() for part in line.partition("|"))
+        if not sep or not pattern or not reason:
+            raise ValueError(f"{path}:{n}: expected 'NODE_ID_PATTERN | REASON', got {line!r}")
+        out[pattern] = reason
+    return out
+
+
+def _skip_reason(report) -> str:
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:
+        return str(longrepr[2])
+    return str(longrepr)
+
+
+def _fail_unallowed_skip(report) -> None:
+    if not (report.skipped and in_ci()) or hasattr(report, "wasxfail"):
+        return
+    if any(fnmatch.fnmatchcase(report.nodeid, p) for p in allowed_skips()):
+        return
+    report.outcome = "failed"
+    report.longrepr = (
+        f"skipped in CI ({_skip_reason(report)}): a skip in CI is a failure. Make the test "
+        f"run on the CI machine, or list it with the reason it cannot in {ALLOWED_SKIPS.name}"
+    )
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    _fail_unallowed_skip(outcome.get_result())
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    outcome = yield
+    _fail_unallowed_skip(outcome.get_result())  # a module-level importorskip

@@ -115,3 +115,52 @@ def test_hooks_of_an_active_plugin(probe_plugin_path):
     loss = host.create_loss(args, default=None)
     terms = loss(feats, feats, torch.tensor(10.0), probe_out=extra["probe_out"], output_dict=True)
     assert set(terms) == {"contrastive_loss", "probe_loss"}
+
+
+WEBDATASET_PLUGINS = {
+    "alignclip": "alignclip reads the caption object sets",
+    "softclip": "softclip reads the ROI features and tags",
+    "softclip_alignclip": "softclip reads the ROI features and tags",  # its first requirement
+}
+
+
+@pytest.mark.parametrize("plugin", sorted(WEBDATASET_PLUGINS))
+@pytest.mark.parametrize(
+    "data, given",
+    [
+        (["--dataset-type", "synthetic"], "--dataset-type synthetic (generated images, no shards)"),
+        (["--dataset-type", "synthetic", "--train-data", "x/train-{0..3}.tar"],
+         "--dataset-type synthetic (generated images, no shards)"),
+        (["--dataset-type", "csv", "--train-data", "x/train.csv"], "--dataset-type csv"),
+        (["--train-data", "x/train.tsv"],
+         "--dataset-type auto (--train-data x/train.tsv is not a .tar pattern)"),
+    ],
+)  # fmt: skip
+def test_plugins_reading_shards_refuse_other_dataset_types_while_parsing(
+    plugin, data, given, capsys
+):
+    """With or without --train-data, before any option is acted on (no model, no run dir)."""
+    with pytest.raises(SystemExit) as e:
+        parse_args(["--plugins", plugin, *data, "--train-num-samples", "64"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert f"--plugins {plugin}: {given} is not supported: {WEBDATASET_PLUGINS[plugin]}" in err
+    assert "use --dataset-type webdataset with --train-data 'DIR/train-{000000..000099}.tar'" in (
+        err
+    )
+
+
+def test_label_smoothing_needs_no_shards():
+    args = parse_args(["--plugins", "label_smoothing", "--dataset-type", "synthetic"])
+    assert args.loss == "label-smoothing" and host.training_dataset_type(args) == "synthetic"
+
+
+def test_training_dataset_type_is_upstreams_rule():
+    def kind(*argv):
+        return host.training_dataset_type(parse_args(list(argv)))
+
+    assert kind() is None and kind("--val-data", "v.tar") is None  # nothing to train on
+    assert kind("--train-data", "a/{0..3}.tar") == "webdataset"
+    assert kind("--train-data", "a.csv") == kind("--train-data", "a.tsv") == "csv"
+    assert kind("--train-data", "a.parquet") == "auto"  # upstream fails on it later
+    assert kind("--train-data", "a.csv", "--dataset-type", "webdataset") == "webdataset"

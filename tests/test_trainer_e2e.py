@@ -53,10 +53,28 @@ def logged_as(logged: float, value: float) -> bool:
 
 
 def test_no_plugins_is_exactly_upstream(synth_data, tmp_path):
-    upstream = logged_losses(train(synth_data, tmp_path, "upstream", unpatched=True))
-    patched = logged_losses(train(synth_data, tmp_path, "patched"))
+    upstream_run = train(synth_data, tmp_path, "upstream", unpatched=True)
+    patched_run = train(synth_data, tmp_path, "patched")
+    # the patch was applied in that run (its parser has --plugins, which upstream's dump of
+    # the options lists) and not in the plain upstream one
+    options = [(run / "params.txt").read_text().splitlines() for run in (patched_run, upstream_run)]
+    assert "plugins: " in options[0] and not any(o.startswith("plugins:") for o in options[1])
+    upstream, patched = logged_losses(upstream_run), logged_losses(patched_run)
     assert len(upstream) == 8
     assert patched == upstream  # identical logged values, step by step
+    # and at full precision: the trained weights and the optimizer state, bit for bit
+    ckpts = [
+        torch.load(run / "checkpoints" / "epoch_1.pt", map_location="cpu", weights_only=False)
+        for run in (patched_run, upstream_run)
+    ]
+    assert ckpts[0]["state_dict"].keys() == ckpts[1]["state_dict"].keys()
+    for name, value in ckpts[1]["state_dict"].items():
+        assert torch.equal(ckpts[0]["state_dict"][name], value), name
+    states = [c["optimizer"]["state"] for c in ckpts]
+    assert states[0].keys() == states[1].keys() and len(states[1]) > 0
+    for index, state in states[1].items():
+        for key, value in state.items():
+            assert torch.equal(states[0][index][key], value), (index, key)
 
 
 def test_label_smoothing_alpha_zero_matches_hard_clip(synth_data, tmp_path):
@@ -157,3 +175,29 @@ def test_every_hook_end_to_end_with_a_third_party_plugin(synth_data, tmp_path, p
     assert metrics == [
         {"probe_bias": pytest.approx(ckpt["state_dict"]["probe.bias"].item()), "epoch": 1}
     ]
+
+
+def synthetic_run(logs: Path, name: str, plugins: str) -> subprocess.CompletedProcess:
+    """upstream's --dataset-type synthetic (generated images, no --train-data), 2 steps."""
+    cmd = [
+        sys.executable, str(HERE / "support" / "run_trainer.py"), "--model", model_arg(),
+        "--dataset-type", "synthetic", "--train-num-samples", "32", "--batch-size", "16",
+        "--epochs", "1", "--lr", "1e-3", "--warmup", "1", "--workers", "0", "--precision", "fp32",
+        "--log-every-n-steps", "1", "--logs", str(logs), "--name", name, "--report-to", "",
+        "--plugins", plugins,
+    ]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "2"}
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+
+
+def test_synthetic_data_trains_label_smoothing_and_is_refused_by_shard_plugins(tmp_path):
+    proc = synthetic_run(tmp_path, "ls", "label_smoothing")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    rows = logged_losses(tmp_path / "ls")
+    assert len(rows) == 2 and all(math.isfinite(r["Label_smoothing_loss"]) for r in rows)
+    # it used to start and die at step 1 with MissingLossInputError
+    proc = synthetic_run(tmp_path, "sc", "softclip")
+    assert proc.returncode == 2
+    refused = "--plugins softclip: --dataset-type synthetic (generated images, no shards) is not"
+    assert f"{refused} supported" in proc.stderr
+    assert not (tmp_path / "sc").exists()  # no run directory, no model

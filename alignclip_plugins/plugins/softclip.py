@@ -32,8 +32,9 @@ import torch
 import torch.nn.functional as F
 
 from alignclip_plugins import batching
+from alignclip_plugins.epoch_counts import EpochCounts
 from alignclip_plugins.hookspecs import hookimpl
-from alignclip_plugins.host import unwrap
+from alignclip_plugins.host import require_webdataset, unwrap
 from alignclip_plugins.io.shards import expand_patterns
 from alignclip_plugins.losses.config import GuidanceMixConfig, SoftClipConfig
 from alignclip_plugins.losses.softclip import GuidanceMixLoss, SoftClipLoss
@@ -194,17 +195,13 @@ def configure(args: argparse.Namespace) -> None:
             "--plugins softclip with --loss %s: ROI and tag features are computed but unused",
             args.loss,
         )
-    if not args.train_data:
-        return
-    if detector_free(args):
+    if detector_free(args):  # reads no sample fields: any dataset type
         if args.softclip_rois:
             log.warning("--softclip-rois is unused: --softclip-gamma 0 needs no ROIs")
         return
-    if args.dataset_type not in ("webdataset", "auto"):
-        raise ValueError(
-            f"--plugins softclip reads ROIs alongside webdataset shards; --dataset-type "
-            f"{args.dataset_type} is not supported"
-        )
+    require_webdataset(args, PLUGIN, "ROI features and tags")
+    if not args.train_data:
+        return
     try:
         check_sidecars(args.softclip_rois, expand_patterns(args.train_data), ROI_DIM)
     except RoiDataError as exc:
@@ -242,25 +239,8 @@ def collate_fields(args: argparse.Namespace, is_train: bool):
     }
 
 
-class _EpochCounts:
-    """Samples seen and samples without ROIs since the last evaluation (device tensors)."""
-
-    def __init__(self) -> None:
-        self.seen = 0
-        self.without: torch.Tensor | None = None  # stays on the device: no sync per step
-
-    def add(self, valid: torch.Tensor) -> None:
-        self.seen += valid.numel()
-        without = (~valid).sum()
-        self.without = without if self.without is None else self.without + without
-
-    def pop(self) -> tuple[int, int]:
-        seen, without = self.seen, 0 if self.without is None else int(self.without)
-        self.seen, self.without = 0, None
-        return seen, without
-
-
-COUNTS = _EpochCounts()
+#: samples and samples without ROIs since the last evaluation (device tensors until read)
+COUNTS = EpochCounts()
 
 
 def roi_and_tag_features(model, batch: dict, args: argparse.Namespace) -> dict:
@@ -282,13 +262,16 @@ def forward_features(model, batch: dict, model_out: dict, args: argparse.Namespa
         return None
     out = roi_and_tag_features(model, batch, args)
     if torch.is_grad_enabled():  # the training forward (not accumulation's cache pass)
-        COUNTS.add(out["roi_valid"])
+        valid = out["roi_valid"]
+        COUNTS.add("samples", valid.numel())
+        COUNTS.add("without_rois", (~valid).sum())
     return out
 
 
 @hookimpl
 def evaluate(model, data: dict, epoch: int, args: argparse.Namespace, tokenizer):
-    seen, without = COUNTS.pop()
+    counts, _ = COUNTS.pop()
+    seen, without = counts.get("samples", 0), counts.get("without_rois", 0)
     if not seen:
         return None
     if without:

@@ -193,3 +193,41 @@ def test_detector_free_guidance_mix_needs_no_rois(synth_data):
     assert set(ours) == {f"{k}_loss" for k in reference}
     for k, v in reference.items():
         assert ours[f"{k}_loss"].item() == pytest.approx(v.item(), rel=1e-6)
+
+
+@pytest.mark.slow
+def test_the_roi_features_drive_the_soft_terms(synth_data, synth_rois, trainer, tmp_path):
+    """Same model, same batch; only the ROI vectors differ (each sample gets another's): the
+    SoftCLIP terms change, the hard CLIP term does not, and each run's logged terms are the
+    functional loss of its own ROI features."""
+    from alignclip_plugins.losses.functional import softclip_loss
+
+    command, run_trainer = trainer
+    moved = tmp_path / "moved-rois"
+    shutil.copytree(synth_rois, moved)
+    for features in moved.glob("*.rois/features.npy"):
+        mm = np.load(features, mmap_mode="r+")
+        mm[:] = np.roll(np.array(mm), 1, axis=0)
+        mm.flush()
+        del mm
+    runs = {}
+    for name, rois_dir in (("own", synth_rois), ("moved", moved)):
+        dump = tmp_path / f"{name}.pt"
+        run_trainer(command(synth_data, tmp_path, name, "--plugins", "softclip,batch_dump.plugin",
+                            "--softclip-rois", str(rois_dir), "--dump-first-batch", str(dump),
+                            samples=32))  # fmt: skip
+        runs[name] = (losses(tmp_path / name)[0], torch.load(dump))
+    (own, a), (moved_row, b) = runs["own"], runs["moved"]
+    assert torch.equal(a["batch.image"], b["batch.image"])  # the same batch ...
+    assert torch.equal(a["batch.text"], b["batch.text"])
+    assert not torch.equal(a["batch.roi_features"], b["batch.roi_features"])  # ... other ROIs
+    assert own["Contrastive_loss"] == moved_row["Contrastive_loss"]
+    for term in ("Soft_loss", "Relation_loss", "Roi_tag_loss"):
+        assert own[term] != pytest.approx(moved_row[term], rel=1e-3), term
+    names = {"soft": "Soft_loss", "relation": "Relation_loss", "clip": "Contrastive_loss",
+             "roi_tag": "Roi_tag_loss"}  # fmt: skip
+    for row, d in ((own, a), (moved_row, b)):
+        feats = [d[k] for k in ("image_features", "text_features", "roi_features", "tag_features")]
+        want = softclip_loss(*feats, d["logit_scale"], roi_valid=d["roi_valid"])
+        for key, value in want.items():
+            assert row[names[key]] == pytest.approx(value.item(), rel=2e-4), key
