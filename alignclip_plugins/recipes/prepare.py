@@ -25,8 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from alignclip_plugins.io.shards import expand_patterns
-from alignclip_plugins.recipes.datasets import expand_globs, has_glob
+from alignclip_plugins.io.shards import expand_globs, expand_patterns, has_glob, split_sources
 
 
 class PrepareError(RuntimeError):
@@ -136,7 +135,7 @@ def command_line(step: Step, python: str) -> list[str]:
     for arg in argv:
         if arg and has_glob(arg):
             arg = expand_globs(arg)
-        out += arg.split("::") if arg and "::" in arg else [arg]
+        out += split_sources(arg) if arg and "::" in arg else [arg]
     return out
 
 

@@ -24,14 +24,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def query_texts(args: argparse.Namespace) -> list[str]:
-    """The ``--query`` captions, then the non-blank lines of ``--queries``."""
+    """The ``--query`` captions, then the non-blank lines of ``--queries`` (stripped)."""
+    from alignclip_plugins.captions.choice import caption_lines
+
     texts = list(args.query)
     if args.queries:
         try:
-            lines = args.queries.read_text(encoding="utf-8").splitlines()
+            texts += caption_lines(args.queries.read_text(encoding="utf-8"))
         except OSError as e:
             raise EvalError(f"cannot read --queries {args.queries}: {e}") from e
-        texts += [t.strip() for t in lines if t.strip()]
     return texts
 
 
