@@ -123,6 +123,12 @@ def expand_patterns(spec: str | os.PathLike | Sequence[str | os.PathLike]) -> li
     return urls
 
 
+def is_pattern(spec: str | os.PathLike) -> bool:
+    """Whether ``spec`` is a brace pattern or a ``::`` list (to expand, not one path)."""
+    text = str(spec)
+    return "{" in text or "::" in text
+
+
 def has_glob(spec: str | os.PathLike) -> bool:
     """Whether ``spec`` holds a file glob character (``*``, ``?``, ``[``)."""
     return any(c in str(spec) for c in GLOB_CHARS)

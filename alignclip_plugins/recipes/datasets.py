@@ -24,6 +24,7 @@ from alignclip_plugins.io.shards import (
     expand_globs,
     expand_patterns,
     has_glob,
+    is_pattern,
     shards_in_directory,
 )
 
@@ -111,7 +112,7 @@ def resolve_train_data(data: dict, *, must_exist: bool = True) -> TrainData:
         shards = shards_in_directory(spec)
         if not shards:
             raise TrainDataError(f"{label}: no .tar shards in {spec}")
-    elif "{" in spec or "::" in spec or spec.endswith(".tar"):
+    elif is_pattern(spec) or spec.endswith(".tar"):
         shards = expand_patterns(spec)
     else:
         if must_exist:

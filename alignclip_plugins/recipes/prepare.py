@@ -25,7 +25,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from alignclip_plugins.io.shards import expand_globs, expand_patterns, has_glob, split_sources
+from alignclip_plugins.io.shards import (
+    expand_globs,
+    expand_patterns,
+    has_glob,
+    is_pattern,
+    split_sources,
+)
 
 
 class PrepareError(RuntimeError):
@@ -108,7 +114,7 @@ def is_done(step: Step) -> bool:
     target = expand_globs(step.creates)
     if has_glob(target):
         return False  # matches nothing yet
-    if "{" in target or "::" in target:
+    if is_pattern(target):
         return all(os.path.exists(u) for u in expand_patterns(target)[:1])
     path = Path(target)
     if path.is_dir():

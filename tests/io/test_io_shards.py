@@ -101,6 +101,8 @@ def test_globs_become_brace_patterns_of_their_matches(tmp_path):
     )
     assert S.split_sources("a-{0..1}.tar::b.tar") == ["a-{0..1}.tar", "b.tar"]
     assert S.split_sources("a.tar") == ["a.tar"]
+    assert S.is_pattern("a-{0..1}.tar") and S.is_pattern("a.tar::b.tar")
+    assert not S.is_pattern("/d/a.tar") and not S.is_pattern("/d/train-*.tar")
 
 
 def test_the_projects_shard_names():
