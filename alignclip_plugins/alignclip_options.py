@@ -21,6 +21,7 @@ from alignclip_plugins.evaluation.prototypes import (
     load_templates,
 )
 from alignclip_plugins.host import require_webdataset
+from alignclip_plugins.io.shards import expand_patterns, split_sources
 from alignclip_plugins.text_domains import TextDomains, TextDomainStage, parse_probabilities
 
 log = logging.getLogger(__name__)
@@ -114,10 +115,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def training_urls(args: argparse.Namespace) -> list[str]:
     """The training shard URLs (brace patterns and ``::`` sources expanded)."""
-    from open_clip_train.data import expand_urls
-
-    urls, _ = expand_urls(args.train_data)
-    return list(urls)
+    return expand_patterns(args.train_data)
 
 
 def training_templates(args: argparse.Namespace) -> list[str]:
@@ -182,7 +180,7 @@ def _check_training(args: argparse.Namespace) -> None:
     if missing and not args.alignclip_allow_missing_sidecars:
         raise ValueError(
             "--alignclip-objects: "
-            + missing_sidecars_message(missing, index.locations, str(args.train_data).split("::"))
+            + missing_sidecars_message(missing, index.locations, split_sources(args.train_data))
         )
     present = [(u, index.path_for(u)) for u in urls if u not in missing]
     if present:
@@ -192,7 +190,7 @@ def _check_training(args: argparse.Namespace) -> None:
             from alignclip_plugins.objects.sample_objects import check_caption_counts
 
             try:
-                check_caption_counts(*local, str(args.train_data).split("::"))
+                check_caption_counts(*local, split_sources(args.train_data))
             except (OSError, ValueError) as e:
                 raise ValueError(f"--alignclip-objects: {e}") from None
     p_caption, p_prompt, p_description = args.alignclip_domains

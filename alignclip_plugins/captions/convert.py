@@ -32,13 +32,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from alignclip_plugins.captions.layout import SIZES_FILE, read_sizes, shard_name, split_shards
+from alignclip_plugins.captions.layout import SIZES_FILE, read_sizes, split_shards
 from alignclip_plugins.captions.sources import Annotations
 from alignclip_plugins.io.atomic import (
     atomic_write_text,
     atomic_writer,
     remove_stale_temporaries,
 )
+from alignclip_plugins.io.shards import shard_name
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,6 @@
-"""The Flickr8k shard layout: ``ROOT/<split>-NNNNNN.tar`` (``KEY.jpg`` + ``KEY.txt``, the
-image's captions one a line, samples sorted by key) and ``ROOT/sizes.json`` (samples per
+"""The Flickr8k shard layout: ``ROOT/<split>-NNNNNN.tar`` (the project's shard names,
+:func:`alignclip_plugins.io.shards.shard_name`; ``KEY.jpg`` + ``KEY.txt``, the image's
+captions one a line, samples sorted by key) and ``ROOT/sizes.json`` (samples per
 shard, upstream open_clip_train's format, read for ``--train-num-samples``).
 """
 
@@ -7,26 +8,22 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import tarfile
 from pathlib import Path
 
+from alignclip_plugins.io.shards import iter_members, shard_index
+
 SIZES_FILE = "sizes.json"
-SHARD_DIGITS = 6
-
-
-def shard_name(split: str, index: int) -> str:
-    """``train-000003.tar``."""
-    return f"{split}-{index:0{SHARD_DIGITS}d}.tar"
 
 
 def split_shards(root: str | os.PathLike, split: str) -> list[Path]:
-    """The shards of ``split`` in ``root``, in order (none: an empty list)."""
-    pattern = re.compile(rf"^{re.escape(split)}-\d{{{SHARD_DIGITS}}}\.tar$")
+    """The shards of ``split`` in ``root`` (:func:`~alignclip_plugins.io.shards.shard_name`'s
+    form), in order (none: an empty list)."""
     root = Path(root)
     if not root.is_dir():
         return []
-    return sorted(p for p in root.iterdir() if pattern.match(p.name) and p.is_file())
+    return sorted(
+        p for p in root.iterdir() if shard_index(p.name, split) is not None and p.is_file()
+    )
 
 
 def read_sizes(root: str | os.PathLike) -> dict[str, int]:
@@ -39,10 +36,8 @@ def read_sizes(root: str | os.PathLike) -> dict[str, int]:
 
 
 def count_samples(shard: str | os.PathLike) -> int:
-    """Samples with a ``txt`` member in one shard (tar headers only; images are skipped)."""
-    with tarfile.open(shard, mode="r:*") as tar:
-        return sum(
-            1
-            for member in tar
-            if member.isreg() and member.name.rsplit("/", 1)[-1].partition(".")[2].lower() == "txt"
-        )
+    """Samples with a ``txt`` member in one shard (tar headers only; images are skipped).
+
+    A damaged shard raises :class:`~alignclip_plugins.io.shards.ShardReadError` naming it.
+    """
+    return sum(1 for _, ext, _ in iter_members(shard) if ext == "txt")

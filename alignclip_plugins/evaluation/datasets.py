@@ -22,7 +22,7 @@ from alignclip_plugins.evaluation.sources import (
     folder_source,
     webdataset_source,
 )
-from alignclip_plugins.io.shards import expand_shards
+from alignclip_plugins.io.shards import expand_shards, is_pattern
 
 WDS, WEBDATASET, FOLDER = "wds", "webdataset", "folder"
 
@@ -32,7 +32,7 @@ def detect_format(data: str, split: str = "test") -> str:
     path = Path(data)
     if path.is_dir() and is_wds_root(path, split):
         return WDS
-    if data.endswith(".tar") or "{" in data or "::" in data:
+    if data.endswith(".tar") or is_pattern(data):
         return WEBDATASET
     if path.is_dir():
         if any(path.glob("*.tar")):

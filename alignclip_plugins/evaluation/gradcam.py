@@ -33,6 +33,13 @@ from alignclip_plugins.io.atomic import atomic_save_figure
 
 TARGETS = ("word", "context")
 
+#: Words that are never a caption's default Grad-CAM words.
+STOP_WORDS = frozenset(
+    "a an the and or of in on at to with by for from is are was were be been it its this that "
+    "these those there their his her some two three one while near next into onto over under "
+    "up down out as very".split()
+)
+
 
 @dataclass
 class Layer:
@@ -99,6 +106,13 @@ def grad_cam(score_fn: Callable[[], torch.Tensor], layer: Layer) -> tuple[np.nda
     peak = cam.max()
     cam = cam / peak if peak > 0 else cam
     return cam.cpu().numpy(), float(score.detach())
+
+
+def content_words(caption: str) -> list[str]:
+    """The words of ``caption`` a heatmap is drawn for by default: each distinct word of three
+    letters or more that is not a stop word, in caption order."""
+    words = re.findall(r"[A-Za-z][A-Za-z'-]+", caption)
+    return list(dict.fromkeys(w for w in words if w.lower() not in STOP_WORDS and len(w) > 2))
 
 
 def remove_word(caption: str, word: str) -> str:

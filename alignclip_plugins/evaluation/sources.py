@@ -32,6 +32,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_info
 from tqdm import tqdm
 
+from alignclip_plugins.captions.choice import caption_lines
 from alignclip_plugins.evaluation.shards import EvalDataError, image_error, open_image, read_shard
 from alignclip_plugins.io.shards import expand_shards
 
@@ -249,7 +250,7 @@ class ShardSamples(IterableDataset):
                     f"sample {where}: 'cls' must be a class index, got {text[:40]!r}"
                 ) from None
         else:
-            target = [line.strip() for line in text.splitlines() if line.strip()]
+            target = caption_lines(text)
             if not target:
                 raise EvalDataError(f"sample {where}: empty caption ('txt' member)")
         return image, target, str(key)

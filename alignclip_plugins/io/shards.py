@@ -1,10 +1,14 @@
 """Webdataset shards: their names, shard lists, and the members of one tar shard.
 
+* :func:`shard_name` / :func:`shard_pattern` / :func:`shard_index`: the file names this
+  project writes shards under (``train-000003.tar``, ``train-{000000..000007}.tar``);
 * :func:`shard_stem` names the per-shard sidecars (object sets, ROIs) of a shard URL;
 * :func:`expand_patterns` / :func:`expand_shards` turn a ``--train-data``-style value into
-  shard URLs exactly as open_clip does (``::``-separated lists, brace ranges
-  ``{000000..000331}``, ``${NAME}`` from ``$WDS_NAME``, through webdataset's ``expand_urls``), plus
-  directories (their shard files, sorted) where the caller allows them;
+  shard URLs exactly as open_clip does (``::``-separated lists (:func:`split_sources`), brace
+  ranges ``{000000..000331}``, ``${NAME}`` from ``$WDS_NAME``, through webdataset's
+  ``expand_urls``), plus directories (their shard files, sorted) where the caller allows them;
+* :func:`expand_globs` / :func:`compress_urls` turn file globs into brace patterns and a list
+  of URLs back into the shortest brace patterns;
 * :func:`iter_members` / :func:`iter_samples` read a tar shard's members with sample keys
   as webdataset forms them (the member path up to the first dot of its file name, the
   extension compared in lower case; ``__meta__`` files and members without an extension
@@ -20,6 +24,12 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz")
+
+#: Digits of a shard's number in the names this project writes (``train-000003.tar``).
+SHARD_DIGITS = 6
+
+#: The characters that make a path a file glob (``ROOT/train-*.tar``).
+GLOB_CHARS = "*?["
 
 # webdataset's base_plus_ext: the key is everything up to the first dot of the file name
 _KEY_EXT = re.compile(r"^((?:.*/|)[^.]+)[.]([^/]*)$")
@@ -44,6 +54,24 @@ def is_local(url: str | os.PathLike) -> bool:
     """Whether ``url`` is a local path (not ``scheme://`` nor a ``pipe:`` command)."""
     text = str(url)
     return "://" not in text and not text.startswith("pipe:")
+
+
+def shard_name(split: str, index: int) -> str:
+    """The file name of shard ``index`` of ``split``: ``train-000003.tar``."""
+    return f"{split}-{index:0{SHARD_DIGITS}d}.tar"
+
+
+def shard_pattern(split: str, count: int) -> str:
+    """The brace pattern of shards 0 .. ``count`` - 1 of ``split``:
+    ``train-{000000..000007}.tar``."""
+    return f"{split}-{{{0:0{SHARD_DIGITS}d}..{count - 1:0{SHARD_DIGITS}d}}}.tar"
+
+
+def shard_index(name: str, split: str) -> int | None:
+    """The index of the shard file ``name`` of ``split`` (``train-000003.tar`` -> 3), or None
+    when ``name`` is not one (:func:`shard_name`'s form)."""
+    match = re.fullmatch(rf"{re.escape(split)}-(\d{{{SHARD_DIGITS}}})\.tar", name)
+    return int(match.group(1)) if match else None
 
 
 def shard_stem(url: str | os.PathLike) -> str:
@@ -74,6 +102,11 @@ def shard_stem(url: str | os.PathLike) -> str:
     )
 
 
+def split_sources(spec: str | os.PathLike) -> list[str]:
+    """The ``::``-separated sources of a ``--train-data``-style value, unexpanded."""
+    return str(spec).split("::")
+
+
 def expand_patterns(spec: str | os.PathLike | Sequence[str | os.PathLike]) -> list[str]:
     """URLs of ``--train-data``-style values, without touching the file system.
 
@@ -88,6 +121,71 @@ def expand_patterns(spec: str | os.PathLike | Sequence[str | os.PathLike]) -> li
     for item in items:
         urls.extend(expand_urls(str(item)))
     return urls
+
+
+def is_pattern(spec: str | os.PathLike) -> bool:
+    """Whether ``spec`` is a brace pattern or a ``::`` list (to expand, not one path)."""
+    text = str(spec)
+    return "{" in text or "::" in text
+
+
+def has_glob(spec: str | os.PathLike) -> bool:
+    """Whether ``spec`` holds a file glob character (``*``, ``?``, ``[``)."""
+    return any(c in str(spec) for c in GLOB_CHARS)
+
+
+def expand_globs(spec: str | os.PathLike) -> str:
+    """``spec`` with each glob source of its ``::`` list replaced by its matches as brace
+    patterns (sorted, :func:`compress_urls`); sources that match nothing, are no globs or
+    are remote (``scheme://``) stay as they are."""
+    import glob
+
+    parts = []
+    for part in split_sources(spec):
+        matches = sorted(glob.glob(part)) if has_glob(part) and "://" not in part else []
+        parts.append(compress_urls(matches) if matches else part)
+    return "::".join(parts)
+
+
+_NUMBERED = re.compile(r"^(.*?)(\d+)(\D*)$")
+
+
+def compress_urls(urls: Sequence[str]) -> str:
+    """A ``::``-joined list of brace patterns covering exactly ``urls``, in order (the inverse
+    of :func:`expand_patterns`): consecutive numbers of the same width, prefix and suffix
+    become one ``{first..last}`` range."""
+    parts: list[str] = []
+    run: list[tuple[str, int, int, str]] = []  # prefix, number, width, suffix
+
+    def flush() -> None:
+        if not run:
+            return
+        prefix, first, width, suffix = run[0]
+        last = run[-1][1]
+        if len(run) == 1:
+            parts.append(f"{prefix}{first:0{width}d}{suffix}")
+        else:
+            parts.append(f"{prefix}{{{first:0{width}d}..{last:0{width}d}}}{suffix}")
+        run.clear()
+
+    for url in urls:
+        m = _NUMBERED.match(url)
+        if not m:
+            flush()
+            parts.append(url)
+            continue
+        prefix, digits, suffix = m.groups()
+        item = (prefix, int(digits), len(digits), suffix)
+        if run and (
+            run[-1][0] != prefix
+            or run[-1][3] != suffix
+            or run[-1][2] != len(digits)
+            or run[-1][1] + 1 != item[1]
+        ):
+            flush()
+        run.append(item)
+    flush()
+    return "::".join(parts)
 
 
 def shards_in_directory(

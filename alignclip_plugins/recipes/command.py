@@ -14,7 +14,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from alignclip_plugins.recipes.datasets import TrainData, expand_globs
+from alignclip_plugins.io.shards import expand_globs
+from alignclip_plugins.recipes.datasets import TrainData
 
 CAPTIONS_PLUGIN = "captions"  # one caption per sample of multi-caption data (data.caption_choice)
 

@@ -15,12 +15,18 @@ import json
 import math
 import os
 import random
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from alignclip_plugins.io.shards import expand_patterns, shards_in_directory
+from alignclip_plugins.io.shards import (
+    compress_urls,
+    expand_globs,
+    expand_patterns,
+    has_glob,
+    is_pattern,
+    shards_in_directory,
+)
 
 
 class TrainDataError(ValueError):
@@ -35,64 +41,6 @@ class TrainData:
     num_samples: int | None
     num_shards: int | None
     note: str | None = None  # why the command is not exact yet (data not there)
-
-
-GLOB_CHARS = "*?["
-
-
-def has_glob(spec: str) -> bool:
-    return any(c in str(spec) for c in GLOB_CHARS)
-
-
-def expand_globs(spec: str) -> str:
-    """``spec`` with each glob part of its ``::`` list replaced by its matches as brace
-    patterns (sorted); parts that match nothing, or are no globs, stay as they are."""
-    import glob
-
-    parts = []
-    for part in str(spec).split("::"):
-        matches = sorted(glob.glob(part)) if has_glob(part) and "://" not in part else []
-        parts.append(compress(matches) if matches else part)
-    return "::".join(parts)
-
-
-_NUMBERED = re.compile(r"^(.*?)(\d+)(\D*)$")
-
-
-def compress(urls: Sequence[str]) -> str:
-    """A ``::``-joined list of brace patterns covering exactly ``urls``, in order."""
-    parts: list[str] = []
-    run: list[tuple[str, int, int, str]] = []  # prefix, number, width, suffix
-
-    def flush() -> None:
-        if not run:
-            return
-        prefix, first, width, suffix = run[0]
-        last = run[-1][1]
-        if len(run) == 1:
-            parts.append(f"{prefix}{first:0{width}d}{suffix}")
-        else:
-            parts.append(f"{prefix}{{{first:0{width}d}..{last:0{width}d}}}{suffix}")
-        run.clear()
-
-    for url in urls:
-        m = _NUMBERED.match(url)
-        if not m:
-            flush()
-            parts.append(url)
-            continue
-        prefix, digits, suffix = m.groups()
-        item = (prefix, int(digits), len(digits), suffix)
-        if run and (
-            run[-1][0] != prefix
-            or run[-1][3] != suffix
-            or run[-1][2] != len(digits)
-            or run[-1][1] + 1 != item[1]
-        ):
-            flush()
-        run.append(item)
-    flush()
-    return "::".join(parts)
 
 
 def _read_json(path: Path):
@@ -164,7 +112,7 @@ def resolve_train_data(data: dict, *, must_exist: bool = True) -> TrainData:
         shards = shards_in_directory(spec)
         if not shards:
             raise TrainDataError(f"{label}: no .tar shards in {spec}")
-    elif "{" in spec or "::" in spec or spec.endswith(".tar"):
+    elif is_pattern(spec) or spec.endswith(".tar"):
         shards = expand_patterns(spec)
     else:
         if must_exist:
@@ -189,13 +137,15 @@ def resolve_train_data(data: dict, *, must_exist: bool = True) -> TrainData:
     if num_samples is None and not missing:
         sizes = shard_sizes(shards)
         if sizes is not None:
-            return TrainData(compress(chosen), sum(sizes[s] for s in chosen), len(chosen), note)
+            return TrainData(
+                compress_urls(chosen), sum(sizes[s] for s in chosen), len(chosen), note
+            )
         num_samples = _total_from_len(shards)
         if num_samples is None and data.get("count_samples"):
             from alignclip_plugins.captions.layout import count_samples
 
             total = sum(count_samples(s) for s in chosen)
-            return TrainData(compress(chosen), total, len(chosen), note)
+            return TrainData(compress_urls(chosen), total, len(chosen), note)
     if num_samples is not None and len(chosen) < len(shards):
         num_samples = round(num_samples * len(chosen) / len(shards))
     if num_samples is None and must_exist:
@@ -206,4 +156,4 @@ def resolve_train_data(data: dict, *, must_exist: bool = True) -> TrainData:
         )
     if num_samples is None and note is None:
         note = "the number of samples is unknown until the data exists"
-    return TrainData(compress(chosen), num_samples, len(chosen), note)
+    return TrainData(compress_urls(chosen), num_samples, len(chosen), note)

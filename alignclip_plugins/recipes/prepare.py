@@ -25,8 +25,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from alignclip_plugins.io.shards import expand_patterns
-from alignclip_plugins.recipes.datasets import expand_globs, has_glob
+from alignclip_plugins.io.shards import (
+    expand_globs,
+    expand_patterns,
+    has_glob,
+    is_pattern,
+    split_sources,
+)
 
 
 class PrepareError(RuntimeError):
@@ -109,7 +114,7 @@ def is_done(step: Step) -> bool:
     target = expand_globs(step.creates)
     if has_glob(target):
         return False  # matches nothing yet
-    if "{" in target or "::" in target:
+    if is_pattern(target):
         return all(os.path.exists(u) for u in expand_patterns(target)[:1])
     path = Path(target)
     if path.is_dir():
@@ -136,7 +141,7 @@ def command_line(step: Step, python: str) -> list[str]:
     for arg in argv:
         if arg and has_glob(arg):
             arg = expand_globs(arg)
-        out += arg.split("::") if arg and "::" in arg else [arg]
+        out += split_sources(arg) if arg and "::" in arg else [arg]
     return out
 
 

@@ -23,6 +23,16 @@ def _max_rois(value: str) -> int:
     return k
 
 
+def _add_shards(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--shards", nargs="+", required=True,
+                   help="webdataset shards (brace patterns and '::' lists as --train-data)")  # fmt: skip
+
+
+def _add_sidecar_dir(p: argparse.ArgumentParser, flag: str) -> None:
+    p.add_argument(flag, type=Path, default=None,
+                   help="sidecar directory (default: next to each shard)")  # fmt: skip
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="alignclip rois", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -34,16 +44,14 @@ def build_parser() -> argparse.ArgumentParser:
         "(top-K objects by confidence, 2052-d vectors, 'attribute class' tags). Finished "
         "shards are skipped on a rerun; bad rows are reported with their line numbers.",
     )
-    conv.add_argument("--shards", nargs="+", required=True,
-                      help="webdataset shards (brace patterns and '::' lists as --train-data)")  # fmt: skip
+    _add_shards(conv)
     conv.add_argument("--predictions", nargs="+", required=True,
                       help="VinVL predictions.tsv file(s) (or Oscar label TSVs)")  # fmt: skip
     conv.add_argument("--features", nargs="+", default=[],
                       help="Oscar-style features TSV(s), row i = object i of the predictions")  # fmt: skip
     conv.add_argument("--hw", nargs="+", default=[],
                       help="VinVL hw.tsv file(s) with image sizes (else read from the shards)")  # fmt: skip
-    conv.add_argument("--out", type=Path, default=None,
-                      help="sidecar directory (default: next to each shard)")  # fmt: skip
+    _add_sidecar_dir(conv, "--out")
     conv.add_argument("--max-rois", type=_max_rois, default=DEFAULT_MAX_ROIS)
     conv.add_argument("--no-image-sizes", action="store_true",
                       help="never read image headers from the shards (rows or features must "
@@ -57,8 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(see alignclip_plugins/rois/oracle.py for the fixed feature function).",
     )
     oracle.add_argument("data", type=Path, help="the dataset directory (alignclip synth --out)")
-    oracle.add_argument("--out", type=Path, default=None,
-                        help="sidecar directory (default: next to each shard)")  # fmt: skip
+    _add_sidecar_dir(oracle, "--out")
     oracle.add_argument("--splits", default="train,retrieval")
     oracle.add_argument("--max-rois", type=_max_rois, default=DEFAULT_MAX_ROIS)
     oracle.add_argument("--no-progress", action="store_true")
@@ -70,10 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
         "and their shapes against the sample count, every samples.jsonl line, every key of "
         "the shard, every ROI vector finite. Each fault names the file, line or row and key.",
     )
-    check.add_argument("--shards", nargs="+", required=True,
-                       help="webdataset shards (brace patterns and '::' lists as --train-data)")  # fmt: skip
-    check.add_argument("--rois", type=Path, default=None,
-                       help="sidecar directory (default: next to each shard)")  # fmt: skip
+    _add_shards(check)
+    _add_sidecar_dir(check, "--rois")
     check.add_argument("--no-progress", action="store_true")
     return parser
 

@@ -1,7 +1,10 @@
-"""Shard files: names, deterministic tar writing, completeness checks.
+"""Shard files of the synthetic dataset: their paths, deterministic tar writing,
+completeness checks.
 
-Shards are written atomically (:mod:`alignclip_plugins.io.atomic`): a shard only ever
-appears under its final name complete.
+A split's shards lie in a folder named for it, under the project's shard names
+(:func:`alignclip_plugins.io.shards.shard_name`). Shards are written atomically
+(:mod:`alignclip_plugins.io.atomic`): a shard only ever appears under its final name
+complete.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import tarfile
 from collections.abc import Iterable
 from pathlib import Path
 
+from alignclip_plugins.io import shards
 from alignclip_plugins.io.atomic import atomic_write_with
 
 # Fixed tar header fields, so identical members give byte-identical shards.
@@ -22,12 +26,12 @@ Member = tuple[str, bytes]  # (tar member name, content)
 
 def shard_name(split: str, shard: int) -> str:
     """Shard path relative to the dataset root, e.g. "train/train-000003.tar"."""
-    return f"{split}/{split}-{shard:06d}.tar"
+    return f"{split}/{shards.shard_name(split, shard)}"
 
 
 def shard_pattern(split: str, num_shards: int) -> str:
     """Brace pattern of all shards of a split, e.g. "train/train-{000000..000007}.tar"."""
-    return f"{split}/{split}-{{000000..{num_shards - 1:06d}}}.tar"
+    return f"{split}/{shards.shard_pattern(split, num_shards)}"
 
 
 def _tarinfo(name: str, size: int) -> tarfile.TarInfo:
@@ -54,9 +58,8 @@ def write_tar_atomic(path: Path, members: Iterable[Member]) -> int:
 
 
 def tar_is_complete(path: Path, expected_members: int) -> bool:
-    """Whether ``path`` is a readable tar with exactly ``expected_members`` members."""
+    """Whether ``path`` is a readable tar with exactly ``expected_members`` sample members."""
     try:
-        with tarfile.open(path, mode="r:") as tar:
-            return len(tar.getmembers()) == expected_members
-    except (OSError, tarfile.TarError):
+        return sum(1 for _ in shards.iter_members(path)) == expected_members
+    except shards.ShardReadError:
         return False

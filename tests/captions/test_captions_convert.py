@@ -155,3 +155,23 @@ def test_cli_kaggle_and_clip_benchmark_layouts(tmp_path, folder, capsys):
     assert "write it as NAME=FILE" in capsys.readouterr().err
     assert cli.main(["convert", str(folder), "--out", str(out), "--images", str(tmp_path)]) == 2
     assert "check --images" in capsys.readouterr().err
+
+
+def test_layout_names_and_counts(tmp_path):
+    for name in ("train-000001.tar", "train-000000.tar", "train-1.tar", "val-000000.tar"):
+        with tarfile.open(tmp_path / name, "w") as tar:
+            for member, data in (("a.jpg", b"i"), ("a.txt", b"x\ny"), ("b.TXT", b"z")):
+                info = tarfile.TarInfo(member)
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+    (tmp_path / "train-000002.tar").mkdir()  # not a file
+    assert [p.name for p in split_shards(tmp_path, "train")] == [
+        "train-000000.tar",
+        "train-000001.tar",
+    ]
+    assert split_shards(tmp_path / "absent", "train") == []
+    assert count_samples(tmp_path / "train-000000.tar") == 2  # a.txt, b.TXT
+    damaged = tmp_path / "damaged.tar"
+    damaged.write_bytes((tmp_path / "val-000000.tar").read_bytes()[:700])
+    with pytest.raises(ValueError, match=r"shard .*damaged\.tar is not a readable tar file"):
+        count_samples(damaged)

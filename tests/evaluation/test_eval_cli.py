@@ -14,6 +14,25 @@ def test_help_lists_every_task(capsys):
     assert all(task in out for task in TASKS)
 
 
+def test_every_task_has_its_own_help(capsys):
+    own = {
+        "zeroshot": "--prototypes",
+        "copy-detection": "--max-rank",
+        "logit-distribution": "--top",
+        "retrieval-grid": "--num-queries",
+        "gradcam": "--word-template",
+    }
+    for task in TASKS:
+        try:
+            alignclip(["eval", task, "--help"])
+        except SystemExit as e:
+            assert e.code == 0
+        out = capsys.readouterr().out
+        assert f"usage: alignclip eval {task}" in out and "--checkpoint" in out, task
+        assert own.get(task, "--data") in out, task
+    assert "--split" not in out  # gradcam reads image files, not a dataset
+
+
 def test_model_option_errors(
     synth_data, tiny_run, plain_checkpoint, tiny_model, tmp_path, run_eval
 ):

@@ -5,7 +5,13 @@ import pytest
 import torch
 from PIL import Image
 
-from alignclip_plugins.evaluation.gradcam import Layer, grad_cam, remove_word, word_heatmap
+from alignclip_plugins.evaluation.gradcam import (
+    Layer,
+    content_words,
+    grad_cam,
+    remove_word,
+    word_heatmap,
+)
 from alignclip_plugins.evaluation.results import read_result
 
 
@@ -101,6 +107,20 @@ def test_word_heatmaps_on_both_towers(tower, tiny_model, tiny_rn):
             model, tokenizer, image, "a cat on a mat", "dog", target="context", layer=layer
         )
     assert remove_word("A Cat and a cat-flap", "cat") == "A and a -flap"
+
+
+def test_content_words_are_the_default_words():
+    # stop words and words under three letters dropped, each word once, caption order kept
+    assert content_words("The dog's ball and the Dog by a red-brick wall, the ball") == [
+        "dog's",
+        "ball",
+        "Dog",
+        "red-brick",
+        "wall",
+    ]
+    assert content_words("a man in the sea") == ["man", "sea"]
+    assert content_words("it is on a mat") == ["mat"]
+    assert content_words("it is on") == []
 
 
 def test_gradcam_end_to_end(tiny_run, tiny_model, tiny_rn, tmp_path, write_image, run_eval):

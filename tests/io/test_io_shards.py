@@ -75,6 +75,50 @@ def test_expand_patterns_like_train_data(monkeypatch):
     assert S.expand_patterns("${ROOT}/x-{0..1}.tar") == ["/mnt/data/x-0.tar", "/mnt/data/x-1.tar"]
 
 
+def test_compress_inverts_expand():
+    expand, compress = S.expand_patterns, S.compress_urls
+    for spec in (
+        "/d/{000000..000331}.tar",
+        "/d/a-{00..09}.tar::/e/b-{5..7}.tar",
+        "/d/x.tar",
+        "/d/{0008..0011}.tar",
+    ):
+        assert expand(compress(expand(spec))) == expand(spec)
+    assert compress(expand("/d/{000..009}.tar")) == "/d/{000..009}.tar"
+    assert compress(["/d/001.tar", "/d/003.tar", "/d/004.tar"]) == "/d/001.tar::/d/{003..004}.tar"
+
+
+def test_globs_become_brace_patterns_of_their_matches(tmp_path):
+    for i in (0, 1, 2, 5):
+        (tmp_path / f"train-{i:06d}.tar").write_bytes(b"")
+    (tmp_path / "val-000000.tar").write_bytes(b"")
+    assert S.has_glob(f"{tmp_path}/train-*.tar") and not S.has_glob(f"{tmp_path}/a-{{0..1}}.tar")
+    # each '::' source on its own; no match, no glob and remote sources stay as they are
+    spec = f"{tmp_path}/train-*.tar::{tmp_path}/none-*.tar::s3://b/x-*.tar::{tmp_path}/v.tar"
+    assert S.expand_globs(spec) == (
+        f"{tmp_path}/train-{{000000..000002}}.tar::{tmp_path}/train-000005.tar::"
+        f"{tmp_path}/none-*.tar::s3://b/x-*.tar::{tmp_path}/v.tar"
+    )
+    assert S.split_sources("a-{0..1}.tar::b.tar") == ["a-{0..1}.tar", "b.tar"]
+    assert S.split_sources("a.tar") == ["a.tar"]
+    assert S.is_pattern("a-{0..1}.tar") and S.is_pattern("a.tar::b.tar")
+    assert not S.is_pattern("/d/a.tar") and not S.is_pattern("/d/train-*.tar")
+
+
+def test_the_projects_shard_names():
+    assert S.shard_name("train", 3) == "train-000003.tar"
+    assert S.shard_pattern("train", 8) == "train-{000000..000007}.tar"
+    assert S.expand_patterns(S.shard_pattern("val", 2)) == [
+        S.shard_name("val", 0),
+        S.shard_name("val", 1),
+    ]
+    assert S.shard_index("train-000003.tar", "train") == 3
+    assert S.shard_index("a.b-000012.tar", "a.b") == 12
+    for name in ("train-00003.tar", "train-0000003.tar", "val-000003.tar", "aXb-000001.tar",
+                 "train-000003.tar.gz", "train-00000x.tar"):  # fmt: skip
+        assert S.shard_index(name, "a.b" if name.startswith("aXb") else "train") is None, name
+
+
 def test_expand_shards_directories_existence_and_remote_urls(tmp_path):
     for name in ("b.tar", "a.tar", "c.tar.gz", "notes.txt"):
         (tmp_path / name).write_bytes(b"")

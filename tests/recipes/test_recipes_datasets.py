@@ -10,22 +10,9 @@ from alignclip_plugins.io.shards import expand_patterns as expand
 from alignclip_plugins.recipes.command import steps_per_epoch
 from alignclip_plugins.recipes.datasets import (
     TrainDataError,
-    compress,
     resolve_train_data,
     select_subset,
 )
-
-
-def test_compress_inverts_expand():
-    for spec in (
-        "/d/{000000..000331}.tar",
-        "/d/a-{00..09}.tar::/e/b-{5..7}.tar",
-        "/d/x.tar",
-        "/d/{0008..0011}.tar",
-    ):
-        assert expand(compress(expand(spec))) == expand(spec)
-    assert compress(expand("/d/{000..009}.tar")) == "/d/{000..009}.tar"
-    assert compress(["/d/001.tar", "/d/003.tar", "/d/004.tar"]) == "/d/001.tar::/d/{003..004}.tar"
 
 
 def test_subset_is_seeded_ordered_and_the_same_for_every_method():
