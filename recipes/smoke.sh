@@ -35,11 +35,12 @@ declare -A ROWS=(
     [alignclip/main]=""
     [alignclip/softclip_alignclip]=""
     [mini/flickr8k]=""
+    [demo]="clip"
 )
 ORDER=(softclip/table1 softclip/table2 softclip/table3 softclip/table4 softclip/table5
        softclip/fig6 softclip/table6 softclip/table9 softclip/table10 softclip/fig4a
        softclip/fig4b softclip/fig8 alignclip/supp_table1 alignclip/supp_table2
-       alignclip/parsing alignclip/main alignclip/softclip_alignclip mini/flickr8k)
+       alignclip/parsing alignclip/main alignclip/softclip_alignclip mini/flickr8k demo)
 
 tables=("$@")
 [[ ${#tables[@]} -gt 0 ]] || tables=("${ORDER[@]}")

@@ -311,8 +311,8 @@ def test_dry_run_prints_the_tables_commands(recipe_env, experiment):
 
 def test_every_experiment_has_a_script_and_expectations():
     names = experiments()
-    # (mini/flickr8k's dry run: tests/recipes/test_recipes_mini.py)
-    assert set(EXPECTED) | {"alignclip/supp_table1", "mini/flickr8k"} == set(names)
+    # (mini/flickr8k's dry run: tests/recipes/test_recipes_mini.py; demo's: tests/test_demo.py)
+    assert set(EXPECTED) | {"alignclip/supp_table1", "mini/flickr8k", "demo"} == set(names)
     for name in names:
         script = REPO / "recipes" / f"{name}.sh"
         assert script.is_file(), script
