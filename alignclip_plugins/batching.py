@@ -51,7 +51,7 @@ class SelectFields:
         if missing:
             raise KeyError(
                 f"{describe_sample(sample)} has no field(s) {missing}: a plugin declared them in "
-                f"collate_fields but no sample stage added them"
+                f"octrain_collate_fields but no sample stage added them"
             )
         return {f: sample[f] for f in self.fields}
 

@@ -3,9 +3,9 @@
 Loader workers cannot report per epoch (each sees only its shards, and its passes do not end
 with the epoch), so what a worker sees travels to the trainer inside the batches; each
 training step adds it to an :class:`EpochCounts`, and the epoch's evaluation call (rank 0,
-``alignclip_plugins.host.evaluate``) pops the totals and reports them. One module-level
-instance per counted concept (the softclip plugin's samples without ROIs, the training
-loader's dropped and repeated samples).
+``alignclip_plugins.host.evaluate``) pops the totals and reports them. One instance per
+counted concept and run, kept in the run's stash (:mod:`alignclip_plugins.stash`): the
+softclip plugin's samples without ROIs, the training loader's dropped and repeated samples.
 """
 
 from __future__ import annotations

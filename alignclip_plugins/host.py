@@ -1,101 +1,45 @@
 """The plugin host: loads ``--plugins`` and answers the calls the patch adds upstream.
 
-Every module-level function here is one call site of ``patches/``. Each returns
-upstream's own behaviour when ``--plugins`` is empty, so the patched trainer without
-plugins is upstream. The hooks themselves are specified in :mod:`alignclip_plugins.hookspecs`.
+The functions under the ``call sites`` headings are the call sites of ``patches/``. Each
+returns upstream's own behaviour when ``--plugins`` is empty, so the patched trainer
+without plugins is upstream. The hooks themselves are specified in
+:mod:`alignclip_plugins.hookspecs`; plugins are found by :mod:`alignclip_plugins.discovery`.
+A :class:`PluginHost` is cached per set of plugin names; the plugins' state of one run is
+that run's :class:`~alignclip_plugins.stash.Stash` (:meth:`PluginHost.stash_for`), passed
+to the run's hooks as ``stash``.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
-import importlib.metadata
-import importlib.util
 import logging
+import re
+import weakref
 from collections.abc import Callable, Sequence
 
 import pluggy
 
 from alignclip_plugins import batching, hookspecs, loader_report
+from alignclip_plugins.discovery import (  # noqa: F401  (the host's public names)
+    PluginError,
+    installed_plugins,
+    load_plugin,
+    parse_plugin_names,
+    resolve_plugins,
+)
 from alignclip_plugins.registry import LossRegistry, LossSpec
+from alignclip_plugins.stash import Stash
 
 log = logging.getLogger(__name__)
 
-BUILTIN_PACKAGE = "alignclip_plugins.plugins"  # the first-party plugins' modules
-
-
-class PluginError(ValueError):
-    """A plugin that cannot be found, loaded or combined with the given options."""
-
-
-def installed_plugins() -> dict[str, importlib.metadata.EntryPoint]:
-    """Plugins registered in the ``open_clip_train.plugins`` entry-point group, by name."""
-    eps = importlib.metadata.entry_points(group=hookspecs.ENTRY_POINT_GROUP)
-    return {ep.name: ep for ep in sorted(eps, key=lambda ep: ep.name)}
-
-
-def parse_plugin_names(value: str | None) -> tuple[str, ...]:
-    """``"a, b,a"`` -> ``("a", "b")``."""
-    names = [n.strip() for n in (value or "").split(",")]
-    return tuple(dict.fromkeys(n for n in names if n))
-
-
-def load_plugin(name: str):
-    """The plugin module for ``name``: an entry point, else an importable dotted module path."""
-    installed = installed_plugins()
-    if name in installed:
-        try:
-            return installed[name].load()
-        except Exception as exc:
-            raise PluginError(
-                f"plugin {name!r} ({installed[name].value}) failed to import: {exc}"
-            ) from exc
-    if name.isidentifier() and importlib.util.find_spec(f"{BUILTIN_PACKAGE}.{name}") is not None:
-        # a built-in plugin newer than the installed metadata (an editable install that
-        # was not reinstalled): its entry point is missing, its module is not
-        return importlib.import_module(f"{BUILTIN_PACKAGE}.{name}")
-    if "." in name:
-        try:
-            return importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if not name.startswith(exc.name or "\0"):
-                raise
-    known = ", ".join(installed) or "none"
-    raise PluginError(
-        f"unknown plugin {name!r}. Installed plugins: {known}. A plugin is found by its name "
-        f"in the {hookspecs.ENTRY_POINT_GROUP!r} entry-point group, or by a dotted module path."
-    )
-
-
-def resolve_plugins(names: Sequence[str]) -> list[tuple[str, object]]:
-    """``(name, module)`` of each plugin and of the plugins it ``REQUIRES``, in hook order.
-
-    A plugin module may set ``REQUIRES = ("a", "b")``: those plugins are activated with it,
-    right after it (unless already named earlier), so ``--plugins x`` means "x and what x
-    builds on" and x's loss stays the default.
-    """
-    resolved: dict[str, object] = {}
-
-    def visit(name: str, chain: tuple[str, ...]) -> None:
-        if name in chain:
-            raise PluginError(f"plugins require each other in a cycle: {' -> '.join(chain)}")
-        if name in resolved:
-            return
-        module = load_plugin(name)
-        resolved[name] = module
-        for required in getattr(module, "REQUIRES", ()):
-            try:
-                visit(required, (*chain, name))
-            except PluginError as exc:
-                raise PluginError(f"plugin {name!r} requires {required!r}: {exc}") from exc
-
-    for name in names:
-        visit(name, ())
-    return list(resolved.items())
-
 
 class PluginHost:
-    """The active plugins of one run, their pluggy manager and their loss registry."""
+    """The active plugins (a pluggy manager), their losses, and the state of each run.
+
+    Hosts are cached per plugin names (:func:`get_host`), so several runs in one process may
+    share one; a run's plugin state is its own :class:`~alignclip_plugins.stash.Stash`
+    (:meth:`stash_for`).
+    """
 
     def __init__(self, names: Sequence[str]) -> None:
         self.pm = pluggy.PluginManager(hookspecs.PROJECT)
@@ -109,19 +53,27 @@ class PluginHost:
         try:
             self.pm.check_pending()
         except pluggy.PluginValidationError as exc:
-            raise PluginError(f"plugin {exc.plugin_name!r}: {exc}") from exc
+            name = self.pm.get_name(exc.plugin) or str(exc.plugin)
+            raise PluginError(_validation_message(name, exc)) from exc
         self.losses = LossRegistry()
         self.default_loss: str | None = None
-        # of the last training pipeline built (tar_samples starts one)
-        self.loader_events: loader_report.LoaderEvents | None = None
-        for name, module in modules:
-            before = set(self.losses.names())
-            impl = getattr(module, "register_losses", None)
-            if impl is not None:
-                impl(registry=_PluginRegistry(self.losses, name))
-            added = [n for n in self.losses.names() if n not in before]
+        self._stashes: dict[int, Stash] = {}  # by id() of each run's args
+        for name in self.names:
+            added = self.losses_of(name)
             if added and self.default_loss is None:
-                self.default_loss = next(n for n in self.losses.in_order() if n in added)
+                self.default_loss = added[0]
+
+    def losses_of(self, name: str) -> list[str]:
+        """Call plugin ``name``'s ``octrain_register_losses`` (alone) with a registry of its
+        own, add its losses to :attr:`losses`; their names in registration order."""
+        others = [self.pm.get_plugin(n) for n in self.names if n != name]
+        register = self.pm.subset_hook_caller("octrain_register_losses", remove_plugins=others)
+        own = LossRegistry(plugin=name)
+        register(registry=own)
+        try:
+            return self.losses.update(own)
+        except ValueError as exc:
+            raise PluginError(str(exc)) from None
 
     @property
     def hook(self):
@@ -134,19 +86,38 @@ class PluginHost:
         name = getattr(args, "loss", None)
         return self.losses.get(name) if name else None
 
+    def stash_for(self, args: argparse.Namespace) -> Stash:
+        """The stash of the run whose parsed options are ``args`` (made on first use).
 
-class _PluginRegistry:
-    """The registry as one plugin sees it: registrations are attributed to the plugin."""
+        A run is one ``args`` object (``parse_args`` makes it; the trainer passes the same
+        object to every call site), so two runs in one process never share plugin state,
+        even with one cached host. Forgotten when ``args`` is.
+        """
+        key = id(args)
+        stash = self._stashes.get(key)
+        if stash is None:
+            try:
+                weakref.finalize(args, self._stashes.pop, key, None)
+            except TypeError:
+                raise TypeError(
+                    f"a run's options must be an argparse.Namespace (parse_args' result), "
+                    f"got {type(args).__name__}"
+                ) from None
+            stash = self._stashes[key] = Stash()
+        return stash
 
-    def __init__(self, registry: LossRegistry, plugin: str) -> None:
-        self._registry, self._plugin = registry, plugin
 
-    def register(self, name: str, factory, **kwargs) -> LossSpec:
-        kwargs.setdefault("plugin", self._plugin)
-        return self._registry.register(name, factory, **kwargs)
-
-    def __getattr__(self, attr):
-        return getattr(self._registry, attr)
+def _validation_message(name: str, exc: pluggy.PluginValidationError) -> str:
+    """pluggy's message, with the hooks' names when a marked function is not one of them."""
+    text = f"plugin {name!r}: {exc}"
+    match = re.search(r"unknown hook '(\w+)'", str(exc))
+    if match and not match[1].startswith(hookspecs.PREFIX):
+        known = sorted(n for n in dir(hookspecs) if n.startswith(hookspecs.PREFIX))
+        text += (
+            f"; every hook's name starts with {hookspecs.PREFIX!r} ({', '.join(known)}): "
+            "see alignclip_plugins.hookspecs"
+        )
+    return text
 
 
 _HOSTS: dict[tuple[str, ...], PluginHost] = {}
@@ -187,7 +158,12 @@ def add_arguments(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -
         host = get_host(names)
     except PluginError as exc:
         parser.error(str(exc))
-    host.hook.add_arguments(parser=parser)
+    add_plugin_arguments(parser, host)
+
+
+def add_plugin_arguments(parser: argparse.ArgumentParser, host: PluginHost) -> None:
+    """Add the options of ``host``'s plugins, ``--loss`` (with any loss) and each loss's own."""
+    host.hook.octrain_add_arguments(parser=parser)
     if not len(host.losses):
         return
     group = parser.add_argument_group("plugin losses")
@@ -230,7 +206,7 @@ def configure(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None
                 f"use --accum-freq 1 with a larger --batch-size or more GPUs"
             )
     try:
-        host.hook.configure(args=args)
+        host.hook.octrain_configure(args=args, stash=host.stash_for(args))
     except ValueError as exc:
         parser.error(str(exc))
 
@@ -253,7 +229,7 @@ def training_dataset_type(args: argparse.Namespace) -> str | None:
 
 
 def require_webdataset(args: argparse.Namespace, plugin: str, fields: str) -> None:
-    """For a plugin's ``configure``: refuse training data that is not webdataset shards.
+    """For a plugin's ``octrain_configure``: refuse training data that is not webdataset shards.
 
     ``fields`` says what the plugin reads per sample from its shards' sidecars. Raises
     ValueError naming ``--plugins``, ``--dataset-type`` and what to give instead; passes
@@ -284,7 +260,8 @@ def attach_modules(model, args: argparse.Namespace, *, device) -> None:
     if host is None:
         return
     dtype = next(model.parameters()).dtype
-    for modules in host.hook.attach_modules(model=model, args=args):
+    stash = host.stash_for(args)
+    for modules in host.hook.octrain_attach_modules(model=model, args=args, stash=stash):
         for name, module in (modules or {}).items():
             if hasattr(model, name):
                 raise PluginError(f"cannot attach module {name!r}: the model already has one")
@@ -312,31 +289,43 @@ def evaluates(args: argparse.Namespace) -> bool:
 # ---- call sites in open_clip_train.data -----------------------------------------------
 
 
+def _loader_events(args: argparse.Namespace, is_train: bool) -> loader_report.LoaderEvents | None:
+    """The events of the run's training pipeline being built (None: no plugins, not training)."""
+    host = host_for(args)
+    if host is None or not is_train:
+        return None
+    return host.stash_for(args).get(loader_report.EVENTS)
+
+
+def _loader_totals(stash: Stash) -> loader_report.LoaderTotals:
+    totals = stash.get(loader_report.TOTALS)
+    if totals is None:
+        totals = stash[loader_report.TOTALS] = loader_report.LoaderTotals()
+    return totals
+
+
 def tar_samples(args: argparse.Namespace, *, default: Callable) -> Callable:
     """The training pipeline's tar reader: upstream's, reporting its errors with plugins."""
     host = host_for(args)
     if host is None:
         return default
-    host.loader_events = loader_report.LoaderEvents()  # the first call site of a pipeline
-    return loader_report.TarSamples(default, host.loader_events)
+    events = loader_report.LoaderEvents()  # the first call site of a training pipeline
+    host.stash_for(args)[loader_report.EVENTS] = events
+    return loader_report.TarSamples(default, events)
 
 
 def watch_samples(args: argparse.Namespace, *, is_train: bool, keep: Callable) -> list:
     """Before upstream's sample filter ``keep``: the stage recording what it drops (training
     with plugins; else none)."""
-    host = host_for(args)
-    if host is None or not is_train or host.loader_events is None:
-        return []
-    return [loader_report.WatchSamples(host.loader_events, keep)]
+    events = _loader_events(args, is_train)
+    return [] if events is None else [loader_report.WatchSamples(events, keep)]
 
 
 def decode_handler(args: argparse.Namespace, *, is_train: bool, default: Callable) -> Callable:
     """The decoder's error handler: upstream's, or (training with plugins) one naming the
     sample and counting it in the epoch's report."""
-    host = host_for(args)
-    if host is None or not is_train or host.loader_events is None:
-        return default
-    return host.loader_events.decode_error
+    events = _loader_events(args, is_train)
+    return default if events is None else events.decode_error
 
 
 def sample_stages(args: argparse.Namespace, *, is_train: bool, tokenizer, epoch=None) -> list:
@@ -344,8 +333,8 @@ def sample_stages(args: argparse.Namespace, *, is_train: bool, tokenizer, epoch=
     host = host_for(args)
     if host is None:
         return []
-    results = host.hook.sample_stages(
-        args=args, is_train=is_train, tokenizer=tokenizer, epoch=epoch
+    results = host.hook.octrain_sample_stages(
+        args=args, is_train=is_train, tokenizer=tokenizer, epoch=epoch, stash=host.stash_for(args)
     )
     return [stage for stages in results for stage in (stages or [])]
 
@@ -357,8 +346,9 @@ def batch_stages(args: argparse.Namespace, *, is_train: bool, default: list) -> 
         return default
     import webdataset as wds
 
+    stash = host.stash_for(args)
     collate: dict[str, Callable] = {}
-    for fields in host.hook.collate_fields(args=args, is_train=is_train):
+    for fields in host.hook.octrain_collate_fields(args=args, is_train=is_train, stash=stash):
         for name, fn in (fields or {}).items():
             if name in collate or name in (*batching.BASE_FIELDS, loader_report.FIELD):
                 raise PluginError(f"two plugins collate the batch field {name!r}")
@@ -366,8 +356,9 @@ def batch_stages(args: argparse.Namespace, *, is_train: bool, default: list) -> 
     batcher = wds.batched(
         args.batch_size, partial=not is_train, collation_fn=batching.DictCollator(collate)
     )
-    if is_train and host.loader_events is not None:  # a training pipeline: its report
-        batcher = loader_report.ReportBatches(batcher, host.loader_events)
+    events = stash.get(loader_report.EVENTS) if is_train else None
+    if events is not None:  # a training pipeline: its report
+        batcher = loader_report.ReportBatches(batcher, events)
     return [wds.map(batching.SelectFields(list(collate))), batcher]
 
 
@@ -377,10 +368,13 @@ def batch_stages(args: argparse.Namespace, *, is_train: bool, default: list) -> 
 def batch_to_device(batch, args: argparse.Namespace, *, device, input_dtype) -> dict:
     """The batch as a dict on the device; upstream's tuple batches become ``image``/``text``.
 
-    A training batch's loader report is taken out and counted (:mod:`.loader_report`).
+    A training batch's loader report is taken out and counted in the run's
+    :class:`~.loader_report.LoaderTotals`.
     """
     if isinstance(batch, dict):
-        loader_report.receive(batch)
+        host = host_for(args)
+        if host is not None:
+            _loader_totals(host.stash_for(args)).receive(batch)
     return batching.to_device(batch, device=device, input_dtype=input_dtype)
 
 
@@ -390,8 +384,8 @@ def forward_features(model, batch: dict, model_out: dict, args: argparse.Namespa
     if host is None:
         return {}
     extra: dict = {}
-    for features in host.hook.forward_features(
-        model=model, batch=batch, model_out=model_out, args=args
+    for features in host.hook.octrain_forward_features(
+        model=model, batch=batch, model_out=model_out, args=args, stash=host.stash_for(args)
     ):
         for key, value in (features or {}).items():
             if key in extra or key in model_out:
@@ -403,17 +397,18 @@ def forward_features(model, batch: dict, model_out: dict, args: argparse.Namespa
 def zero_shot_classifier(args: argparse.Namespace, *, default: Callable) -> Callable:
     """A drop-in for ``build_zero_shot_classifier`` that asks the plugins first."""
     host = host_for(args)
-    if host is None or not host.implements("zero_shot_classifier"):
+    if host is None or not host.implements("octrain_zero_shot_classifier"):
         return default
 
     def build(model, tokenizer, classnames, templates, device="cpu", **kwargs):
-        result = host.hook.zero_shot_classifier(
+        result = host.hook.octrain_zero_shot_classifier(
             model=unwrap(model),
             tokenizer=tokenizer,
             classnames=list(classnames),
             templates=list(templates),
             args=args,
             device=device,
+            stash=host.stash_for(args),
         )
         if result is None:
             return default(model, tokenizer, classnames, templates, device=device, **kwargs)
@@ -424,14 +419,15 @@ def zero_shot_classifier(args: argparse.Namespace, *, default: Callable) -> Call
 
 def evaluate(model, data: dict, epoch: int, args: argparse.Namespace, *, tokenizer) -> dict:
     """The plugins' extra metrics for this epoch (rank 0), with ``epoch`` when any; logs
-    the training loader's report of the epoch (:func:`.loader_report.report`)."""
+    the training loader's report of the epoch (:meth:`.loader_report.LoaderTotals.report`)."""
     host = host_for(args)
     if host is None:
         return {}
-    loader_report.report(epoch, args)
+    stash = host.stash_for(args)
+    _loader_totals(stash).report(epoch, args)
     metrics: dict = {}
-    for result in host.hook.evaluate(
-        model=unwrap(model), data=data, epoch=epoch, args=args, tokenizer=tokenizer
+    for result in host.hook.octrain_evaluate(
+        model=unwrap(model), data=data, epoch=epoch, args=args, tokenizer=tokenizer, stash=stash
     ):
         metrics.update(result or {})
     if metrics:

@@ -17,8 +17,8 @@ sites in ``open_clip_train.data``; without plugins the pipeline is upstream's):
   ran out are repeats; the samples of a pass that fill no last batch are left out. Each
   batch gets a :class:`LoaderBatch` (field :data:`FIELD`) with its size, repeats and the
   worker's drops since its last batch, so that what every worker saw reaches the
-  trainer's process; there :func:`receive` adds it to :data:`COUNTS` (an
-  :class:`~alignclip_plugins.epoch_counts.EpochCounts`) and :func:`report` logs the epoch.
+  trainer's process; there the run's :class:`LoaderTotals` (in the run's stash, under
+  :data:`TOTALS`) adds it up and logs the epoch (:meth:`LoaderTotals.report`).
 
 Each drop is also logged when it happens (by the loader worker, the first
 :data:`LOGGED_DROPS` of each). A drop after a worker's last batch of an epoch is counted in
@@ -34,6 +34,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from alignclip_plugins.epoch_counts import EpochCounts
+from alignclip_plugins.stash import StashKey
 
 log = logging.getLogger(__name__)
 
@@ -196,33 +197,43 @@ class ReportBatches:
         self.events.leftover += read[0] - batched
 
 
-#: the training loader's counts since the last epoch's report (the trainer's process)
-COUNTS = EpochCounts()
-_SEEN: set[Drop] = set()  # this epoch's drops: a sample read again is dropped again
+class LoaderTotals:
+    """The training loader's counts since the last epoch's report, in the trainer's process.
+
+    One per run (the host keeps it in the run's stash under :data:`TOTALS`): :meth:`receive`
+    takes each training batch's :class:`LoaderBatch`, :meth:`report` logs the epoch.
+    """
+
+    def __init__(self) -> None:
+        self.counts = EpochCounts()
+        self.seen: set[Drop] = set()  # this epoch's drops: a sample read again is dropped again
+
+    def receive(self, batch: dict) -> None:
+        """Take the :data:`FIELD` out of a training batch and count it."""
+        report = batch.pop(FIELD, None)
+        if report is None:
+            return
+        self.counts.add("samples", report.samples)
+        self.counts.add("repeats", report.repeats)
+        self.counts.add("leftover", report.leftover)
+        for event in report.dropped:
+            if event not in self.seen:
+                self.seen.add(event)
+                self.counts.add(event.kind)
+                self.counts.note(event.kind, event.describe())
+
+    def report(self, epoch: int, args: argparse.Namespace) -> str | None:
+        """Log (and return) the epoch's line: samples, repeats, drops with the first of each."""
+        counts, examples = self.counts.pop()
+        self.seen.clear()
+        samples = counts.get("samples", 0)
+        if not samples:
+            return None
+        return _report_line(epoch, args, counts, examples)
 
 
-def receive(batch: dict) -> None:
-    """Take the :data:`FIELD` out of a training batch and count it."""
-    report = batch.pop(FIELD, None)
-    if report is None:
-        return
-    COUNTS.add("samples", report.samples)
-    COUNTS.add("repeats", report.repeats)
-    COUNTS.add("leftover", report.leftover)
-    for event in report.dropped:
-        if event not in _SEEN:
-            _SEEN.add(event)
-            COUNTS.add(event.kind)
-            COUNTS.note(event.kind, event.describe())
-
-
-def report(epoch: int, args: argparse.Namespace) -> str | None:
-    """Log (and return) the epoch's line: samples, repeats, drops with the first of each."""
-    counts, examples = COUNTS.pop()
-    _SEEN.clear()
-    samples = counts.get("samples", 0)
-    if not samples:
-        return None
+def _report_line(epoch: int, args, counts: dict[str, int], examples: dict[str, list[str]]) -> str:
+    samples = counts["samples"]
     where = f" (rank {args.rank} of {args.world_size})" if getattr(args, "distributed", 0) else ""
     repeats, leftover = counts.get("repeats", 0), counts.get("leftover", 0)
     text = f"training loader, epoch {epoch}{where}: {samples} samples, {repeats} of them repeats"
@@ -248,3 +259,9 @@ def report(epoch: int, args: argparse.Namespace) -> str | None:
         text += "; none dropped"
         log.info(text)
     return text
+
+
+#: the run's stash: the events of its last training pipeline built (the trainer's copy)
+EVENTS = StashKey[LoaderEvents]("loader report: events of the training pipeline")
+#: the run's stash: the counts the training batches brought since the last report
+TOTALS = StashKey[LoaderTotals]("loader report: the epoch's totals")

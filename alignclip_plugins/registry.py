@@ -1,7 +1,9 @@
 """Loss registry: a name maps to a factory, listing is free (timm-style).
 
-Plugins fill a registry through the ``register_losses`` hook; the host then adds each
-registered loss's CLI options to open_clip_train's parser and builds the chosen one.
+Each plugin fills its own registry through the ``octrain_register_losses`` hook (so that
+every loss is attributed to the plugin that registered it); the host merges them into the
+run's registry (:meth:`LossRegistry.update`), then adds each registered loss's CLI options to
+open_clip_train's parser and builds the chosen one.
 """
 
 from __future__ import annotations
@@ -34,10 +36,19 @@ class LossSpec:
     plugin: str = ""
 
 
-class LossRegistry:
-    """Name -> :class:`LossSpec`. Registering a name twice is an error."""
+def _who(plugin: str) -> str:
+    return f"plugin {plugin!r}" if plugin else "a registry of no plugin"
 
-    def __init__(self) -> None:
+
+class LossRegistry:
+    """Name -> :class:`LossSpec`. Registering a name twice is an error.
+
+    ``plugin``: the plugin whose registry this is; every loss registered in it is that
+    plugin's (:attr:`LossSpec.plugin`).
+    """
+
+    def __init__(self, plugin: str = "") -> None:
+        self.plugin = plugin
         self._specs: dict[str, LossSpec] = {}
 
     def register(
@@ -48,14 +59,26 @@ class LossRegistry:
         add_arguments: ArgumentAdder | None = None,
         help: str = "",
         supports_accum: bool = False,
-        plugin: str = "",
     ) -> LossSpec:
-        if name in self._specs:
-            other = self._specs[name].plugin or "another plugin"
-            raise ValueError(f"loss {name!r} is already registered (by {other})")
-        spec = LossSpec(name, factory, add_arguments, help, supports_accum, plugin)
-        self._specs[name] = spec
+        """Register ``factory(args)`` as loss ``name`` of this registry's plugin."""
+        spec = LossSpec(name, factory, add_arguments, help, supports_accum, self.plugin)
+        self._add(spec)
         return spec
+
+    def update(self, other: LossRegistry) -> list[str]:
+        """Add the losses of ``other`` (another plugin's registry); their names, in order."""
+        for spec in other._specs.values():
+            self._add(spec)
+        return other.in_order()
+
+    def _add(self, spec: LossSpec) -> None:
+        known = self._specs.get(spec.name)
+        if known is not None:
+            raise ValueError(
+                f"loss {spec.name!r} is already registered (by {_who(known.plugin)}); "
+                f"{_who(spec.plugin)} registers it again"
+            )
+        self._specs[spec.name] = spec
 
     def names(self) -> list[str]:
         """Registered names, sorted."""

@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         load_shard_objects,
         vocabulary_ids,
     )
-    from alignclip_plugins.text_domains import TextDomains, TextDomainStage
+    from alignclip_plugins.plugins.alignclip.stages import TextDomains, TextDomainStage
 
     names = [f"object{i}" for i in range(args.vocabulary)]
     ids = vocabulary_ids(names)

@@ -87,7 +87,7 @@ def targets(args: argparse.Namespace) -> None:
     for _ in range(args.batches):
         batch = rng.sample(keys, n)
         s = iou_matrix([parsed[k] for k in batch])
-        np.fill_diagonal(s, 1.0)  # METHODS §4: S_ii = 1
+        np.fill_diagonal(s, 1.0)  # docs/methods.md, "Object-IoU loss": S_ii = 1
         off = ~np.eye(n, dtype=bool)
         shares.append((s[off] > 0).mean())
         moved.append(args.beta * (s.sum(1) - 1) / s.sum(1))
@@ -117,7 +117,7 @@ def load_model(checkpoint: Path):
     """The CLIP model, with its ROI encoder when the run trained one (else ``None``)."""
     import open_clip
 
-    from alignclip_plugins.models.roi_encoder import build_roi_encoder
+    from alignclip_plugins.plugins.softclip.roi_encoder import build_roi_encoder
 
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)["state_dict"]
     state = {k.removeprefix("module."): v for k, v in state.items()}
@@ -179,7 +179,7 @@ def encoded(out: Path, images: torch.Tensor, captions: torch.Tensor):
 @torch.no_grad()
 def agreement(args: argparse.Namespace) -> None:
     from alignclip_plugins.models.text_trim import encode_text_trimmed
-    from alignclip_plugins.rois.stage import PadTokens, RoiSampleStage
+    from alignclip_plugins.plugins.softclip.stage import PadTokens, RoiSampleStage
 
     shard = sorted((args.data / "train").glob("*.tar"))[0]
     samples = read_shard(shard)

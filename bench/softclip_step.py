@@ -104,9 +104,9 @@ def _bench_config(name: str, batch: int, args, device: torch.device) -> list[dic
     from open_clip.loss import ClipLoss
 
     from alignclip_plugins.losses.softclip import SoftClipLoss
-    from alignclip_plugins.models.roi_encoder import build_roi_encoder
-    from alignclip_plugins.plugins.softclip import roi_and_tag_features
-    from alignclip_plugins.rois.stage import PadTokens, unpadded
+    from alignclip_plugins.plugins.softclip.features import roi_and_tag_features
+    from alignclip_plugins.plugins.softclip.roi_encoder import build_roi_encoder
+    from alignclip_plugins.plugins.softclip.stage import PadTokens, unpadded
     from alignclip_plugins.rois.storage import ROI_DIM
 
     amp = device.type == "cuda" and args.precision == "bf16"
@@ -142,7 +142,6 @@ def _bench_config(name: str, batch: int, args, device: torch.device) -> list[dic
         softclip_roi_tag_weight=1.0,
         softclip_target_grad=False,
         softclip_tag_grad=False,
-        softclip_tag_pad_id=0,
     )
     naive_args = Namespace(**{**vars(plugin_args), "softclip_tag_grad": True})
     clip_loss, soft_loss = ClipLoss(), SoftClipLoss()
@@ -161,7 +160,9 @@ def _bench_config(name: str, batch: int, args, device: torch.device) -> list[dic
         b = dict(batch_soft, tag_text=naive_tags) if naive else batch_soft
         with autocast():
             out = model(images, texts)
-            out.update(roi_and_tag_features(model, b, naive_args if naive else plugin_args))
+            out.update(
+                roi_and_tag_features(model, b, naive_args if naive else plugin_args, pad_id=0)
+            )
             loss = sum(soft_loss(**out, output_dict=True).values())
         return loss
 

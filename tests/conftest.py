@@ -36,7 +36,7 @@ def install_probe_plugin(root: Path) -> Path:
         "from open_clip.loss import ClipLoss\n"
         "from alignclip_plugins.hookspecs import hookimpl\n\n"
         "@hookimpl\n"
-        "def register_losses(registry):\n"
+        "def octrain_register_losses(registry):\n"
         "    registry.register('plain-clip', lambda args: ClipLoss(), supports_accum=False)\n"
     )
     (pkg / "needs.py").write_text(  # builds on the probe plugin
@@ -44,7 +44,7 @@ def install_probe_plugin(root: Path) -> Path:
         "from alignclip_plugins.hookspecs import hookimpl\n\n"
         "REQUIRES = ('probe',)\n\n"
         "@hookimpl\n"
-        "def register_losses(registry):\n"
+        "def octrain_register_losses(registry):\n"
         "    registry.register('needs-clip', lambda args: ClipLoss())\n"
     )
     (pkg / "cycle_a.py").write_text("REQUIRES = ('probe_pkg.cycle_b',)\n")
@@ -57,7 +57,8 @@ def probe_plugin_path(tmp_path, monkeypatch) -> Path:
     """The probe plugin installed on sys.path for this test (and PYTHONPATH for subprocesses)."""
     root = install_probe_plugin(tmp_path / "site")
     monkeypatch.syspath_prepend(str(root))
-    monkeypatch.setenv("PYTHONPATH", str(root))
+    path = os.pathsep.join(p for p in (str(root), os.environ.get("PYTHONPATH", "")) if p)
+    monkeypatch.setenv("PYTHONPATH", path)
     return root
 
 

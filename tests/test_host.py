@@ -164,3 +164,77 @@ def test_training_dataset_type_is_upstreams_rule():
     assert kind("--train-data", "a.csv") == kind("--train-data", "a.tsv") == "csv"
     assert kind("--train-data", "a.parquet") == "auto"  # upstream fails on it later
     assert kind("--train-data", "a.csv", "--dataset-type", "webdataset") == "webdataset"
+
+
+def _module(tmp_path, monkeypatch, name: str, code: str) -> str:
+    """A plugin module ``<package of this test>.name`` (a dotted path: no entry point)."""
+    package = tmp_path / f"plugins_{tmp_path.name}"
+    package.mkdir(exist_ok=True)
+    (package / "__init__.py").touch()
+    (package / f"{name}.py").write_text("from alignclip_plugins.hookspecs import hookimpl\n" + code)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return f"{package.name}.{name}"
+
+
+def test_a_marked_function_that_is_not_a_hook_stops_the_plugin_naming_the_hooks(
+    tmp_path, monkeypatch
+):
+    """Hooks are named octrain_<what>: an unprefixed name (a helper marked by mistake, or a
+    hook written for unprefixed names) is refused when the plugin is loaded."""
+    name = _module(
+        tmp_path, monkeypatch, "old_names", "@hookimpl\ndef configure(args):\n    pass\n"
+    )
+    with pytest.raises(host.PluginError) as e:
+        host.PluginHost([name])
+    message = str(e.value)
+    assert message.startswith(f"plugin {name!r}: unknown hook 'configure'")
+    assert "every hook's name starts with 'octrain_'" in message
+    assert "octrain_configure" in message and "octrain_register_losses" in message
+    helper = _module(
+        tmp_path, monkeypatch, "helper", "def configure(args):\n    raise AssertionError\n"
+    )
+    host.PluginHost([helper]).hook.octrain_configure(args=None, stash=None)  # not a hook
+
+
+def test_each_plugin_registers_into_its_own_registry_through_pluggy(tmp_path, monkeypatch):
+    code = (
+        "@hookimpl\ndef octrain_register_losses(registry):\n"
+        "    registry.register('{loss}', dict)\n    registry.register('{name}-own', dict)\n"
+    )
+    a = _module(tmp_path, monkeypatch, "reg_a", code.format(loss="shared", name="a"))
+    b = _module(tmp_path, monkeypatch, "reg_b", code.format(loss="other", name="b"))
+    active = host.PluginHost([b, a])
+    assert [(n, active.losses.get(n).plugin) for n in active.losses.in_order()] == [
+        ("other", b), ("b-own", b), ("shared", a), ("a-own", a)
+    ]  # fmt: skip
+    assert active.default_loss == "other"
+    c = _module(tmp_path, monkeypatch, "reg_c", code.format(loss="shared", name="c"))
+    with pytest.raises(host.PluginError) as e:
+        host.PluginHost([a, c])
+    assert str(e.value) == (
+        f"loss 'shared' is already registered (by plugin {a!r}); plugin {c!r} registers it again"
+    )
+
+
+def test_two_runs_in_one_process_share_the_cached_host_but_not_its_state(monkeypatch):
+    """The loader report's totals live in each run's stash, not in the (cached) host."""
+    from alignclip_plugins import loader_report
+
+    monkeypatch.setattr(host, "_HOSTS", {})
+    first, second = (parse_args(["--plugins", "label_smoothing"]) for _ in range(2))
+    active = host.host_for(first)
+    assert host.host_for(second) is active
+    assert active.stash_for(first) is active.stash_for(first)
+    assert active.stash_for(first) is not active.stash_for(second)
+    batch = {"image": torch.zeros(2, 1), loader_report.FIELD: loader_report.LoaderBatch(2, 0, ())}
+    host.batch_to_device(batch, first, device="cpu", input_dtype=None)
+    assert loader_report.FIELD not in batch
+    assert active.stash_for(second).get(loader_report.TOTALS) is None
+    line = active.stash_for(first)[loader_report.TOTALS].report(1, first)
+    assert line == "training loader, epoch 1: 2 samples, 0 of them repeats; none dropped"
+    stashes = len(active._stashes)
+    del first
+    import gc
+
+    gc.collect()
+    assert len(active._stashes) == stashes - 1  # a run's state goes with its options

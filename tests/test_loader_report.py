@@ -70,6 +70,11 @@ def _args(pattern: str, *extra: str):
     return args
 
 
+def report(epoch: int, args) -> str | None:
+    """The epoch's line of the run's loader totals (what the host's evaluate call logs)."""
+    return host.host_for(args).stash_for(args)[loader_report.TOTALS].report(epoch, args)
+
+
 def _train_loader(args, epoch: int = 0):
     def tokenize(texts):
         return torch.zeros(1, 4, dtype=torch.long)
@@ -81,7 +86,6 @@ def _train_loader(args, epoch: int = 0):
 
 def test_one_epoch_counts_drops_repeats_and_leftover_in_process(damaged, monkeypatch, caplog):
     monkeypatch.setattr(host, "_HOSTS", {})  # a fresh host: nothing pending from other tests
-    loader_report.COUNTS.pop()
     batch, complete = 16, damaged["complete"]
     num = 256  # more than the damaged shards hold: the loader reads them again
     args = _args(damaged["pattern"], "--plugins", "label_smoothing", "--batch-size", str(batch),
@@ -91,7 +95,7 @@ def test_one_epoch_counts_drops_repeats_and_leftover_in_process(damaged, monkeyp
         batches = [host.batch_to_device(b, args, device="cpu", input_dtype=None)
                    for b in info.dataloader]  # fmt: skip
     assert len(batches) == num // batch and all(loader_report.FIELD not in b for b in batches)
-    line = loader_report.report(1, args)
+    line = report(1, args)
     # one worker: a first pass trains floor(complete / batch) batches, leaves the rest out,
     # and a second pass fills the epoch with repeats
     first = complete // batch * batch
@@ -114,18 +118,17 @@ def test_one_epoch_counts_drops_repeats_and_leftover_in_process(damaged, monkeyp
     assert logged.count(f"{damaged['cut']} (ReadError: unexpected end of data): the rest of") == 2
     for key in (damaged["bad_png"], damaged["no_caption"]):
         assert f"training loader: sample '{key}' of " in logged
-    assert loader_report.report(2, args) is None  # popped: the next epoch starts at zero
+    assert report(2, args) is None  # popped: the next epoch starts at zero
 
 
 def test_intact_shards_have_no_repeats_and_none_dropped(synth_data, monkeypatch):
     monkeypatch.setattr(host, "_HOSTS", {})
-    loader_report.COUNTS.pop()
     pattern = str(synth_data / "train" / "train-{000000..000003}.tar")
     args = _args(pattern, "--plugins", "label_smoothing", "--batch-size", "32",
                  "--train-num-samples", "256")  # fmt: skip
     for b in _train_loader(args).dataloader:
         host.batch_to_device(b, args, device="cpu", input_dtype=None)
-    assert loader_report.report(1, args) == (
+    assert report(1, args) == (
         "training loader, epoch 1: 256 samples, 0 of them repeats; none dropped"
     )
 

@@ -180,8 +180,8 @@ def expected_domains(synth_data, synth_objects, runs, epoch: int) -> tuple[int, 
     """The domain counts of one epoch over all 256 samples, predicted in-process."""
     from open_clip_train.params import parse_args
 
-    from alignclip_plugins import alignclip_options
     from alignclip_plugins.objects.sidecar import iter_sidecar
+    from alignclip_plugins.plugins.alignclip.stages import training_stages
 
     args = parse_args(command(synth_data, runs["logs"], "x", *runs["objects"], *runs["three"])[2:])
 
@@ -195,7 +195,7 @@ def expected_domains(synth_data, synth_objects, runs, epoch: int) -> tuple[int, 
         for p in sorted(synth_objects["objects"].glob("*.objects.jsonl"))
         for key, _ in iter_sidecar(p)
     ]  # fmt: skip
-    attach, domains = alignclip_options.sample_stages(args, Epoch())
+    attach, domains = training_stages(args, Epoch())
     drawn = Counter(
         domains.domains.draw("", s["image_objects"], s["__key__"], epoch).domain
         for s in attach(samples)

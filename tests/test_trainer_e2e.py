@@ -148,7 +148,7 @@ def test_every_hook_end_to_end_with_a_third_party_plugin(synth_data, tmp_path, p
     import open_clip
 
     # sidecar value 0 zeroes the probe output: the probe loss is 0 only if the sidecar
-    # values travel sample stage -> collation -> batch -> forward_features -> loss
+    # values travel sample stage -> collation -> batch -> octrain_forward_features -> loss
     _write_probe_sidecars(synth_data, 0.0)
     run = train(
         synth_data, tmp_path, "probe", "--plugins", "probe", "--probe-sidecars",
@@ -168,7 +168,7 @@ def test_every_hook_end_to_end_with_a_third_party_plugin(synth_data, tmp_path, p
     assert {"probe.weight", "probe.bias"} <= set(ckpt["state_dict"])
     clip_params = len(list(open_clip.create_model(model_arg()).parameters()))
     assert len(ckpt["optimizer"]["state"]) == clip_params + 2
-    # evaluate hook: its metric lands in results.jsonl (no --val-data given)
+    # octrain_evaluate hook: its metric lands in results.jsonl (no --val-data given)
     metrics = [
         json.loads(x) for x in (run / "checkpoints" / "results.jsonl").read_text().splitlines()
     ]

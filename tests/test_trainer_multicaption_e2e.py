@@ -48,7 +48,7 @@ class Record:
 
 
 @hookimpl
-def sample_stages(args, is_train, tokenizer, epoch):
+def octrain_sample_stages(args, is_train, tokenizer, epoch):
     return [Record(epoch)] if is_train else None
 '''
 

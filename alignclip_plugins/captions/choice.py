@@ -7,7 +7,7 @@ A sample's captions are the non-empty lines of its ``txt`` member, stripped
   tokenizer collapses the line breaks into spaces);
 - ``first``: the first caption;
 - ``random``: caption ``floor(u * k)`` of the sample's ``k``, where ``u`` in [0, 1) is a keyed
-  hash of ``(seed, epoch, sample key)`` (:func:`alignclip_plugins.text_domains.draw_uniforms`).
+  hash of ``(seed, epoch, sample key)`` (:func:`alignclip_plugins.keyed_draws.draw_uniforms`).
   No RNG state: the draw is the same whatever the loader workers, the sample order or a
   ``--resume``, and changes every epoch.
 
@@ -22,7 +22,7 @@ import logging
 from collections import Counter
 from collections.abc import Iterable, Iterator
 
-from alignclip_plugins.text_domains import current_epoch, draw_uniforms
+from alignclip_plugins.keyed_draws import PassEpochs, draw_uniforms
 
 log = logging.getLogger(__name__)
 
@@ -69,12 +69,10 @@ class CaptionChoiceStage:
             raise ValueError(f"caption choice must be one of {CHOICES}, got {choice!r}")
         self.choice = choice
         self.seed = int(seed)
-        self.epoch = epoch
-        self.passes = 0
+        self.epochs = PassEpochs(epoch)
 
     def __call__(self, src: Iterable[dict]) -> Iterator[dict]:
-        epoch = current_epoch(self.epoch, self.passes)
-        self.passes += 1
+        epoch = self.epochs.next()
         counts: Counter[int] = Counter()
         skipped: list[str] = []
         try:

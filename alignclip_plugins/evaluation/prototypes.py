@@ -1,4 +1,5 @@
-"""Zero-shot class prototypes from prompt templates, visual descriptions, or both (METHODS §5).
+"""Zero-shot class prototypes from prompt templates, visual descriptions, or both
+(docs/methods.md, "AlignCLIP data": "Prototypes").
 
 A class's prototype is the normalised mean of the normalised text embeddings of its
 prompts (:func:`alignclip_plugins.evaluation.zeroshot.text_prototypes`); this module only

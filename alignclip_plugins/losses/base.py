@@ -126,7 +126,7 @@ class SoftLabelLoss(nn.Module):
             have = ", ".join(sorted(k for k, v in extra.items() if v is not None)) or "none"
             raise MissingLossInputError(
                 f"loss {self.loss_name!r} needs {key!r} in the model output; it is added by "
-                f"{source} (is it in --plugins and does it run forward_features?). "
+                f"{source} (is it in --plugins and does it run octrain_forward_features?). "
                 f"Extra inputs received: {have}"
             )
         if not isinstance(value, Tensor):

@@ -125,7 +125,7 @@ def target_loss(
 class TargetLoss(SoftLabelLoss):
     """:func:`target_loss` as an ``nn.Module`` called like upstream ``ClipLoss``.
 
-    The targets' inputs are read from the model output (a plugin's ``forward_features``
+    The targets' inputs are read from the model output (a plugin's ``octrain_forward_features``
     puts them there) and gathered across ranks. ``output_dict`` terms: ``<component>_loss``.
     Subclasses may override :meth:`prepare` to transform the inputs first.
     """

@@ -27,6 +27,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 from alignclip_plugins.io.shards import shard_stem
+from alignclip_plugins.keyed_draws import PassEpochs
 from alignclip_plugins.objects.run import CONFIG_FILE as PARSE_CONFIG_FILE
 from alignclip_plugins.objects.sidecar import SIDECAR_SUFFIX, iter_records, sidecar_files
 
@@ -193,9 +194,8 @@ class AttachObjectIds:
         self.index = index
         self.ids = dict(ids)
         self.allow_missing = allow_missing
-        self.epoch = epoch
+        self.epochs = PassEpochs(epoch)
         self.max_cached_samples = max_cached_samples
-        self.passes = 0
         self._cache: OrderedDict[str, dict[str, tuple[int, ...]] | None] = OrderedDict()
         self._cached_samples = 0
         self.stats: Counter[str] = Counter()
@@ -223,8 +223,7 @@ class AttachObjectIds:
         return objects
 
     def __call__(self, src: Iterable[dict]) -> Iterator[dict]:
-        epoch = self.epoch.get_value() if self.epoch is not None else self.passes
-        self.passes += 1
+        epoch = self.epochs.next()
         self.stats.clear()
         self.dropped.clear()
         try:

@@ -35,7 +35,7 @@ PLUGIN = "captions"
 
 
 @hookimpl
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def octrain_add_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("captions plugin: several captions per image (one a line)")
     g.add_argument(
         "--caption-choice",
@@ -69,14 +69,14 @@ def requested_choice(args: argparse.Namespace) -> tuple[str, str]:
 
 
 @hookimpl
-def configure(args: argparse.Namespace) -> None:
+def octrain_configure(args: argparse.Namespace) -> None:
     choice, source = requested_choice(args)
     args.caption_choice = choice
     log.info("captions: one caption per sample: %s (%s)", choice, source)
 
 
 @hookimpl(tryfirst=True)
-def sample_stages(args: argparse.Namespace, is_train: bool, tokenizer, epoch):
+def octrain_sample_stages(args: argparse.Namespace, is_train: bool, epoch):
     if not is_train:
         return None  # --val-data stays upstream's; `alignclip eval retrieval` scores captions
     return [CaptionChoiceStage(args.caption_choice or DEFAULT_CHOICE, seed=args.seed, epoch=epoch)]

@@ -36,17 +36,16 @@ def make_loss(args) -> LabelSmoothingLoss:
 
 
 @hookimpl
-def add_arguments(parser) -> None:
+def octrain_add_arguments(parser) -> None:
     group = parser.add_argument_group("label-smoothing loss (docs/methods.md)")
     add_loss_options(group, LabelSmoothingConfig, LOSS_OPTIONS)
 
 
 @hookimpl
-def register_losses(registry) -> None:
+def octrain_register_losses(registry) -> None:
     register_loss(
         registry,
         LabelSmoothingLoss,
         make_loss,
-        plugin=PLUGIN,
         help="PyramidCLIP label smoothing of the CLIP targets (--ls-alpha)",
     )

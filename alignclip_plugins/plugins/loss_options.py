@@ -4,7 +4,7 @@ Each option stands for one field of a config (:mod:`alignclip_plugins.losses.con
 its default, its allowed range or choices are the field's, never restated here. A value
 out of its range is refused while the options are parsed (an argparse ``type=``), with
 the option's name and the range, before a model, a run directory or a log file exists;
-options that cannot go together are refused by the plugin's ``configure`` hook, which
+options that cannot go together are refused by the plugin's ``octrain_configure`` hook, which
 also runs while the options are parsed (:func:`config_from_args`).
 """
 
@@ -120,13 +120,10 @@ def dist_kwargs(args: argparse.Namespace) -> dict:
     )
 
 
-def register_loss(registry, loss_class: type, factory: Callable, *, plugin: str, help: str) -> None:
+def register_loss(registry, loss_class: type, factory: Callable, *, help: str) -> None:
     """Register ``factory(args)`` under ``loss_class.loss_name``, with the loss's own
-    ``supports_accum`` (whether it is exact under ``--accum-freq > 1``)."""
+    ``supports_accum`` (whether it is exact under ``--accum-freq > 1``), in the plugin's
+    registry (the loss is attributed to the plugin whose registry it is)."""
     registry.register(
-        loss_class.loss_name,
-        factory,
-        help=help,
-        supports_accum=loss_class.supports_accum,
-        plugin=plugin,
+        loss_class.loss_name, factory, help=help, supports_accum=loss_class.supports_accum
     )

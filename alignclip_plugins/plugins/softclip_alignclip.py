@@ -12,7 +12,7 @@ SoftCLIP target ``(1-β) I + β P(R,R)`` and the Object-IoU target (see
 from alignclip_plugins.hookspecs import hookimpl
 from alignclip_plugins.losses.config import SoftClipAlignClipConfig
 from alignclip_plugins.losses.softclip_alignclip import SoftClipAlignClipLoss
-from alignclip_plugins.plugins import alignclip, softclip
+from alignclip_plugins.plugins.alignclip.options import OIOU_BETA
 from alignclip_plugins.plugins.loss_options import (
     LossOption,
     add_loss_options,
@@ -20,6 +20,7 @@ from alignclip_plugins.plugins.loss_options import (
     dist_kwargs,
     register_loss,
 )
+from alignclip_plugins.plugins.softclip.options import SOFTCLIP_OPTIONS
 
 PLUGIN = "softclip_alignclip"
 REQUIRES = ("softclip", "alignclip")
@@ -34,8 +35,8 @@ _CONFIG_FIELDS = set(SoftClipAlignClipConfig.__dataclass_fields__)
 #: the options the loss reads: its own and those of the plugins it builds on
 LOSS_OPTIONS = (
     WEIGHT,
-    alignclip.OIOU_BETA.for_field("iou_beta"),
-    *(o for o in softclip.SOFTCLIP_OPTIONS if o.field in _CONFIG_FIELDS),
+    OIOU_BETA.for_field("iou_beta"),
+    *(o for o in SOFTCLIP_OPTIONS if o.field in _CONFIG_FIELDS),
 )
 
 
@@ -56,24 +57,23 @@ def make_loss(args) -> SoftClipAlignClipLoss:
 
 
 @hookimpl
-def add_arguments(parser) -> None:
+def octrain_add_arguments(parser) -> None:
     group = parser.add_argument_group("softclip-alignclip loss (SoftCLIP + Object-IoU targets)")
     add_loss_options(group, SoftClipAlignClipConfig, (WEIGHT,))
 
 
 @hookimpl
-def register_losses(registry) -> None:
+def octrain_register_losses(registry) -> None:
     register_loss(
         registry,
         SoftClipAlignClipLoss,
         make_loss,
-        plugin=PLUGIN,
         help="SoftCLIP + AlignCLIP: convex mix of ROI/tag and Object-IoU soft targets",
     )
 
 
 @hookimpl
-def configure(args) -> None:
+def octrain_configure(args) -> None:
     if args.loss == SoftClipAlignClipLoss.loss_name:
         _check_softclip_options(args)
         config_from_args(SoftClipAlignClipConfig, LOSS_OPTIONS, args, args.loss)

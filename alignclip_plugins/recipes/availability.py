@@ -13,7 +13,7 @@ from collections.abc import Iterable
 
 def method_problems(method: dict) -> list[str]:
     """Missing plugins, losses or plugin options of a method config."""
-    from alignclip_plugins.host import PluginError, PluginHost
+    from alignclip_plugins.host import PluginError, PluginHost, add_plugin_arguments
 
     plugins = list(method.get("plugins") or [])
     if not plugins:
@@ -34,18 +34,12 @@ def method_problems(method: dict) -> list[str]:
         )
     parser = argparse.ArgumentParser(add_help=False)
     try:
-        host.hook.add_arguments(parser=parser)
-        for loss_name in host.losses.names():
-            spec = host.losses.get(loss_name)
-            if spec.add_arguments is not None:
-                spec.add_arguments(parser)
+        add_plugin_arguments(parser, host)
     except argparse.ArgumentError as e:
         return [f"method {name}: plugins {', '.join(plugins)} define clashing options: {e}"]
     known = set(parser._option_string_actions)
     options = {**(method.get("options") or {}), **(method.get("imagenet_options") or {})}
-    for option, value in options.items():
-        if value is None:
-            continue
+    for option, value in options.items():  # null ones too: a misspelt default is an error
         dashed = option.replace("_", "-")
         flag = f"--no-{dashed}" if value is False else f"--{dashed}"
         if flag not in known:

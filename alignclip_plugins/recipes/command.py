@@ -8,9 +8,11 @@ comma-joined, ``null`` leaves the option out (the plugin's default applies).
 
 from __future__ import annotations
 
+import argparse
 import math
 import os
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -68,6 +70,34 @@ def option_args(options: dict | None) -> list[str]:
         else:
             args += [flag(name), str(value)]
     return args
+
+
+def effective_options(plugins: Sequence[str], options: dict | None) -> dict:
+    """What the trainer gets for a method's ``options``: each given value as the plugins parse
+    it (``1,0,0`` and ``[1, 0, 0]`` alike), each null one the plugins' default.
+
+    Values that stay null are left out; options the plugins do not define keep their value,
+    and so does everything when the plugins cannot be loaded (the availability check reports
+    it). Tuples become lists (the value is recorded as YAML).
+    """
+    from alignclip_plugins.host import PluginError, add_plugin_arguments, get_host
+
+    options = dict(options or {})
+    given = {k: v for k, v in options.items() if v is not None}
+    if not plugins or not options:
+        return given
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False, exit_on_error=False)
+    try:
+        add_plugin_arguments(parser, get_host(tuple(plugins)))
+        parsed, _ = parser.parse_known_args(option_args(options))
+    except (PluginError, argparse.ArgumentError, ImportError):
+        return given
+    out = {}
+    for name, value in options.items():
+        value = getattr(parsed, name, value)
+        if value is not None:  # a plugin's "not given" default, as a null option
+            out[name] = list(value) if isinstance(value, tuple) else value
+    return out
 
 
 def world_size(cfg: dict) -> int:

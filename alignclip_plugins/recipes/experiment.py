@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 from omegaconf import OmegaConf, open_dict
 
+from alignclip_plugins.recipes.command import effective_options
 from alignclip_plugins.recipes.conf import Composer, RecipeConfigError, resolve
 
 GRID_KEYS = ("model", "data")
@@ -176,8 +177,8 @@ def identity(cfg: dict) -> dict:
         data_id["objects_parser"] = data.get("objects_parser")
     if data.get("caption_choice"):  # multi-caption data: which caption a sample shows
         data_id["caption_choice"] = data["caption_choice"]
-    options = {k: v for k, v in sorted((method.get("options") or {}).items()) if v is not None}
-    options = {k: v for k, v in options.items() if not _is_location(v)}
+    written = {k: v for k, v in (method.get("options") or {}).items() if not _is_location(v)}
+    options = dict(sorted(effective_options(method.get("plugins") or [], written).items()))
     schedule = cfg["schedule"]
     extra = {}
     if cfg["model"].get("force_image_size"):

@@ -65,6 +65,8 @@ def check_same(run_dir: Path, identity: dict, identity_hash: str) -> None:
     if recipe is None or recipe.get("identity_hash") in (None, identity_hash):
         return
     old = recipe.get("identity") or {}
+    if same_effective_identity(old, identity):
+        return
     diffs = [
         f"{key}: {old.get(key)!r} there, {identity.get(key)!r} now"
         for key in sorted(set(old) | set(identity))
@@ -74,6 +76,22 @@ def check_same(run_dir: Path, identity: dict, identity_hash: str) -> None:
         f"{run_dir} holds a run configured differently ({'; '.join(diffs)}). Give the new one "
         "its own name with tag=NAME, or move the old directory away"
     )
+
+
+def same_effective_identity(old: dict, new: dict) -> bool:
+    """Whether a recorded identity ``old`` is the experiment ``new``, recorded with only the
+    method options it wrote (before identities held the effective value of every option the
+    method names, its nulls as the plugins' defaults): the same once it is filled in."""
+    old_method, new_method = old.get("method") or {}, new.get("method") or {}
+    if {**old, "method": None} != {**new, "method": None}:
+        return False
+    if any(old_method.get(k) != new_method.get(k) for k in ("plugins", "loss")):
+        return False
+    from alignclip_plugins.recipes.command import effective_options
+
+    options = dict(new_method.get("options") or {})
+    recorded = {**dict.fromkeys(options), **(old_method.get("options") or {})}
+    return effective_options(new_method.get("plugins") or [], recorded) == options
 
 
 def record_use(run_dir: Path, use: dict) -> None:

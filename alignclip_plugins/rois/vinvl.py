@@ -1,6 +1,6 @@
 """VinVL / Oscar detector outputs (TSV) to ROI sidecars, joined to webdataset shards by key.
 
-Inputs (UPSTREAM.md, "Detector outputs"):
+Inputs (docs/softclip.md, "ROI features on real data: VinVL"):
 
 * VinVL ``predictions.tsv`` (scene_graph_benchmark's ``test_sg_net.py`` with
   ``TEST.OUTPUT_FEATURE True``): ``image_key \\t {"objects": [{"rect": [x1, y1, x2, y2]

@@ -10,7 +10,7 @@ from alignclip_plugins.captions.choice import (
     caption_lines,
     choose,
 )
-from alignclip_plugins.text_domains import draw_uniforms
+from alignclip_plugins.keyed_draws import draw_uniforms
 
 FIVE = "A dog runs .\n  a brown dog on grass\n\n\ta dog\r\nthe dog plays .\nDog .\n"
 

@@ -45,7 +45,7 @@ def test_example_plugin_registers_its_loss(example):
 
     plugin = importlib.import_module("same_label.plugin")
     reg = LossRegistry()
-    plugin.register_losses(reg)
+    plugin.octrain_register_losses(reg)
     assert reg.names() == ["same-label"] and reg.get("same-label").supports_accum
 
 
@@ -64,3 +64,22 @@ def test_example_on_the_row_block_engine_passes(example):
     assert len(names) == 2
     for name in names:
         getattr(tests, name)()
+
+
+def test_example_counts_per_run_in_the_stash(example, monkeypatch):
+    """Section 3: the counting plugin's state is per run, even with one cached host."""
+    import torch
+    from open_clip_train.params import parse_args
+
+    from alignclip_plugins import host
+
+    monkeypatch.setattr(host, "_HOSTS", {})  # the example's modules live in this test only
+    first, second = (parse_args(["--plugins", "same_label.counting"]) for _ in range(2))
+    assert host.host_for(first) is host.host_for(second)  # one host, a stash per run
+    batch = {"cls": torch.tensor([0, 1, 0])}
+    for _ in range(2):
+        assert host.forward_features(None, batch, {}, first)["labels"] is batch["cls"]
+    host.forward_features(None, batch, {}, second)
+    assert host.evaluate(None, {}, 1, second, tokenizer=None)["same_label_samples"] == 3
+    assert host.evaluate(None, {}, 1, first, tokenizer=None)["same_label_samples"] == 6
+    assert host.evaluate(None, {}, 2, first, tokenizer=None)["same_label_samples"] == 0

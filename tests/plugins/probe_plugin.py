@@ -1,12 +1,12 @@
 """A third-party plugin used only by the tests: it implements every hook observably.
 
-- ``--probe-weight`` option, checked in ``configure`` (must be >= 0);
+- ``--probe-weight`` option, checked in ``octrain_configure`` (must be >= 0);
 - a ``probe`` module (Linear embed_dim -> 1) attached to the model;
 - a sample stage adding ``probe_len`` (caption length, from the sample) and
   ``probe_side`` (read from a sidecar ``<shard>.probe.json``), both collated;
-- ``forward_features`` returning ``probe_out`` = probe(image features) * probe_side;
+- ``octrain_forward_features`` returning ``probe_out`` = probe(image features) * probe_side;
 - loss ``probe-clip`` = upstream ClipLoss + weight * mean(probe_out^2), reported as two terms;
-- a zero-shot classifier hook (identity prototypes) and an ``evaluate`` metric.
+- a zero-shot classifier hook (identity prototypes) and an ``octrain_evaluate`` metric.
 """
 
 import json
@@ -49,25 +49,25 @@ def make_loss(args):
 
 
 @hookimpl
-def add_arguments(parser):
+def octrain_add_arguments(parser):
     parser.add_argument("--probe-sidecars", action="store_true", help="read <shard>.probe.json")
 
 
 @hookimpl
-def register_losses(registry):
+def octrain_register_losses(registry):
     registry.register(
         "probe-clip", make_loss, add_arguments=add_probe_arguments, supports_accum=True
     )
 
 
 @hookimpl
-def configure(args):
+def octrain_configure(args):
     if args.probe_weight < 0:
         raise ValueError(f"--probe-weight must be >= 0, got {args.probe_weight}")
 
 
 @hookimpl
-def attach_modules(model, args):
+def octrain_attach_modules(model, args):
     return {"probe": torch.nn.Linear(model.text_projection.shape[1], 1)}
 
 
@@ -94,28 +94,28 @@ def collate_floats(values):
 
 
 @hookimpl
-def sample_stages(args, is_train, tokenizer):
+def octrain_sample_stages(args, is_train, tokenizer):
     return [AddProbeFields(args.probe_sidecars)]
 
 
 @hookimpl
-def collate_fields(args, is_train):
+def octrain_collate_fields(args, is_train):
     return {"probe_len": collate_floats, "probe_side": collate_floats}
 
 
 @hookimpl
-def forward_features(model, batch, model_out, args):
+def octrain_forward_features(model, batch, model_out, args):
     probe = unwrap(model).probe
     feats = model_out["image_features"]
     return {"probe_out": probe(feats).squeeze(1) * batch["probe_side"] + 0 * batch["probe_len"]}
 
 
 @hookimpl
-def zero_shot_classifier(model, tokenizer, classnames, templates, args, device):
+def octrain_zero_shot_classifier(model, tokenizer, classnames, templates, args, device):
     dim = model.text_projection.shape[1]
     return torch.eye(dim, len(classnames), device=device)
 
 
 @hookimpl
-def evaluate(model, data, epoch, args, tokenizer):
+def octrain_evaluate(model, data, epoch, args, tokenizer):
     return {"probe_bias": float(model.probe.bias.detach().cpu().item())}

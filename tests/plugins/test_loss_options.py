@@ -34,7 +34,7 @@ def batch64():
 def parser_with_all():
     p = argparse.ArgumentParser()
     for plugin in PLUGINS:  # each option is added once, by the plugin that owns it
-        plugin.add_arguments(p)
+        plugin.octrain_add_arguments(p)
     p.add_argument("--local-loss", action="store_true")
     p.add_argument("--gather-with-grad", action="store_true")
     p.add_argument("--horovod", action="store_true")
@@ -57,12 +57,12 @@ def test_cli_defaults_match_constructor_defaults():
         "kl",
     )
     assert args.softclip_roi_tag_weight == 1.0 and args.softclip_gamma == 0.5
-    assert softclip.make_softclip_loss(args).options == SoftClipLoss().options
+    assert softclip.options.make_softclip_loss(args).options == SoftClipLoss().options
     assert guidance_mix_options(args) == GuidanceMixLoss().options
 
 
 def guidance_mix_options(args):
-    return softclip.make_guidance_mix_loss(args).options
+    return softclip.options.make_guidance_mix_loss(args).options
 
 
 def test_cli_options_reach_the_losses():
@@ -82,7 +82,7 @@ def test_cli_options_reach_the_losses():
         and ls.gather_with_grad
         and (ls.rank, ls.world_size) == (1, 4)
     )
-    sc = softclip.make_softclip_loss(args)
+    sc = softclip.options.make_softclip_loss(args)
     assert sc.options == dict(
         beta=0.5,
         lam=2.0,
@@ -95,9 +95,9 @@ def test_cli_options_reach_the_losses():
         target_grad=True,
         roi_tag_weight=0.0,
     )
-    gm = softclip.make_guidance_mix_loss(args)
+    gm = softclip.options.make_guidance_mix_loss(args)
     assert gm.options["gamma"] == 0.8 and gm.options["divergence"] == "js"
-    oi = alignclip.make_loss(args)
+    oi = alignclip.options.make_loss(args)
     assert oi.config.beta == 0.25 and oi.world_size == 4
     with pytest.raises(SystemExit):
         parser_with_all().parse_args(["--softclip-v2l-target", "I2I"])
@@ -105,8 +105,10 @@ def test_cli_options_reach_the_losses():
 
 def test_plugins_register_their_losses():
     reg = LossRegistry()
-    for plugin in PLUGINS:
-        plugin.register_losses(registry=reg)
+    for plugin in PLUGINS:  # each into its own registry, as the host does
+        own = LossRegistry(plugin=plugin.PLUGIN)
+        plugin.octrain_register_losses(registry=own)
+        reg.update(own)
     assert reg.names() == ["label-smoothing", "object-iou", "softclip", "softclip-guidance-mix"]
     assert (
         LabelSmoothingLoss.loss_name == "label-smoothing"

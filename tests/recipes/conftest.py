@@ -24,3 +24,25 @@ def recipe_env(tmp_path, monkeypatch):
         monkeypatch.setenv(f"ALIGNCLIP_{prefix}_NUM_SAMPLES", str(count))
         monkeypatch.delenv(f"ALIGNCLIP_{prefix}_ROOT", raising=False)
     return tmp_path
+
+
+def _plugin_options(argv: list[str]):
+    """The plugin options (``--plugins``' and their losses') that a training command line
+    gives the trainer: what it sets, and the plugins' defaults for what it leaves out."""
+    import argparse
+
+    from alignclip_plugins import host
+
+    if "open_clip_train.main" in argv:
+        argv = argv[argv.index("open_clip_train.main") + 1 :]
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    parser.add_argument("--plugins", default="")
+    host.add_arguments(parser, argv)
+    options, _ = parser.parse_known_args(argv)  # upstream's options are not parsed here
+    return options
+
+
+@pytest.fixture
+def plugin_options():
+    """``plugin_options(argv) -> Namespace``: the plugin options of a training command."""
+    return _plugin_options

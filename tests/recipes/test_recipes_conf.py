@@ -150,3 +150,37 @@ def test_dataset_statistics_rows_are_identified_by_dataset_and_parser(recipe_env
     (plan,) = plans("experiment=alignclip/supp_table1", "data=cc3m")
     assert plan.kind == "stats" and plan.name == "alignclip-supp_table1__stats__cc3m"
     assert identity(plan.config) == {"kind": "stats", "data": "cc3m", "objects_parser": "pos"}
+
+
+def test_option_args_leave_null_options_out():
+    from alignclip_plugins.recipes.command import option_args
+
+    assert option_args({"softclip_beta": None, "softclip_symmetric": False, "ls_alpha": 0.1,
+                        "alignclip_domains": [1, 0, 0], "softclip_tag_grad": True}) == [
+        "--no-softclip-symmetric", "--ls-alpha", "0.1", "--alignclip-domains", "1,0,0",
+        "--softclip-tag-grad"]  # fmt: skip
+
+
+def test_method_configs_do_not_restate_the_plugins_defaults(recipe_env, plugin_options):
+    """A method option is null (the plugin's default, defined once in the plugin or its loss
+    config) unless the method deliberately differs from the default."""
+    from alignclip_plugins.recipes.command import option_args
+    from alignclip_plugins.recipes.conf import shipped_conf_dir
+
+    names = sorted(p.stem for p in (shipped_conf_dir() / "method").glob("*.yaml"))
+    assert {"softclip", "object_iou", "label_smoothing", "softclip_alignclip"} <= set(names)
+    with Composer() as c:
+        for name in names:
+            method = resolve(c.compose([f"method={name}"]))["method"]
+            if not method["plugins"]:
+                continue
+            plugins = ["--plugins", ",".join(method["plugins"])]
+            defaults = plugin_options(plugins)
+            for key in ("options", "imagenet_options"):
+                for option, value in (method.get(key) or {}).items():
+                    if value is None:
+                        continue
+                    given = plugin_options([*plugins, *option_args({option: value})])
+                    assert getattr(given, option) != getattr(defaults, option), (
+                        f"method {name}: {option}: {value!r} is the plugin's default; set null"
+                    )

@@ -255,7 +255,7 @@ def upstream_warmup(num_samples: int, global_batch: int, workers: int, epochs: i
 
 
 @pytest.mark.parametrize("experiment", sorted(EXPECTED))
-def test_dry_run_prints_the_tables_commands(recipe_env, experiment):
+def test_dry_run_prints_the_tables_commands(recipe_env, plugin_options, experiment):
     epochs, rows, evals, runs = EXPECTED[experiment]
     blocks = dry_run(f"experiment={experiment}")
     assert len(blocks) == runs
@@ -286,15 +286,19 @@ def test_dry_run_prints_the_tables_commands(recipe_env, experiment):
         assert flags["--warmup"] == str(upstream_warmup(count, GLOBAL_BATCH[model], 8, epochs))
         assert flags["--seed"] == "0"
         assert flags["--name"].startswith(experiment.replace("/", "-") + "__" + row + "__")
-        # the method: plugin, loss and its options
+        # the method: plugin, loss and its options (given, or the plugin's default)
+        options = plugin_options(train)
         for flag, value in rows[row].items():
             if value is None:
                 assert flag not in flags, (row, flag)
-            elif value is False:
-                assert flags.get("--no-" + flag[2:]) is True, (row, flag)
-                assert flag not in flags
-            else:
+            elif flag in ("--plugins", "--loss"):
                 assert flags.get(flag) == value, (row, flag, flags.get(flag))
+            else:
+                wanted = [flag] if value is True else ["--no-" + flag[2:]] if value is NO else [
+                    flag, value]  # fmt: skip
+                dest = flag[2:].replace("-", "_")
+                expected = getattr(plugin_options(["--plugins", flags["--plugins"], *wanted]), dest)
+                assert getattr(options, dest) == expected, (row, flag, getattr(options, dest))
         # the table's evaluations
         for task, datasets in evals.items():
             names = []

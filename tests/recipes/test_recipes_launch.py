@@ -105,6 +105,24 @@ def test_reruns_resume_skip_and_refuse_a_different_run_under_the_same_name(recip
     assert "configured differently" in capsys.readouterr().err
 
 
+def test_a_run_recorded_with_written_options_only_is_the_same_experiment(recipe_env):
+    """Identities hold the effective value of every option a method names (nulls: the
+    plugins' defaults); a run recorded with the written, non-null options only is still the
+    same experiment, and a run whose written options differ is not."""
+    (plan,) = _plan("experiment=alignclip/main", "model=RN50", "data=cc3m", rows=["object_iou"])
+    options = plan.identity["method"]["options"]
+    assert options["alignclip_domains"] == [1.0, 0.0, 0.0] and options["oiou_beta"] == 0.5
+    run = recipe_env / "runs" / plan.name
+    old = {**plan.identity, "method": {**plan.identity["method"],
+                                       "options": {"alignclip_domains": "1,0,0"}}}  # fmt: skip
+    runs.write_recipe(run, {"identity_hash": "recorded-before", "identity": old})
+    runs.check_same(run, plan.identity, plan.identity_hash)  # no conflict
+    other = {**old, "method": {**old["method"], "options": {"alignclip_domains": "0.5,0.5,0"}}}
+    runs.write_recipe(run, {"identity_hash": "recorded-before", "identity": other})
+    with pytest.raises(runs.RunConflict, match="configured differently"):
+        runs.check_same(run, plan.identity, plan.identity_hash)
+
+
 def test_slurm_scripts_from_the_template(recipe_env, capsys):
     assert (
         launch.main(

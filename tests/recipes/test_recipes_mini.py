@@ -65,11 +65,11 @@ def flickr8k(recipe_env, multicaption_data, monkeypatch) -> Path:
     return root
 
 
-def test_dry_run_every_row_and_seed_with_the_same_budget(flickr8k, recipe_env):
+def test_dry_run_every_row_and_seed_with_the_same_budget(flickr8k, recipe_env, plugin_options):
     blocks = dry_run()
     assert len(blocks) == 15
     assert {label.split(" · ")[1] for label in blocks} == set(ROWS)
-    row_flags = {}
+    row_flags, row_options = {}, {}
     for label, lines in blocks.items():
         _, row, model, data, seed = label.split(" · ")
         assert (model, data) == ("ViT-Tiny-96", "flickr8k") and seed in {"seed 0", "seed 1",
@@ -83,7 +83,7 @@ def test_dry_run_every_row_and_seed_with_the_same_budget(flickr8k, recipe_env):
         assert (f["--batch-size"], f["--epochs"], f["--lr"]) == ("128", "10", "0.0005")
         assert f["--caption-choice"] == "random" and "captions" in f["--plugins"].split(",")
         assert "--force-image-size" not in f
-        row_flags[row] = f
+        row_flags[row], row_options[row] = f, plugin_options(train)
         for task in ("retrieval", "logit-distribution"):
             ev = flags(command(lines, f" eval {task} "))
             assert ev["--data"] == f"{flickr8k}/val-000000.tar"
@@ -92,7 +92,8 @@ def test_dry_run_every_row_and_seed_with_the_same_budget(flickr8k, recipe_env):
     assert row_flags["clip"]["--plugins"] == "captions" and "--loss" not in row_flags["clip"]
     assert row_flags["label_smoothing"]["--loss"] == "label-smoothing"
     oiou, align, soft = row_flags["object_iou"], row_flags["alignclip"], row_flags["softclip"]
-    assert oiou["--plugins"] == "alignclip,captions" and oiou["--alignclip-domains"] == "1,0,0"
+    assert oiou["--plugins"] == "alignclip,captions"
+    assert row_options["object_iou"].alignclip_domains == (1.0, 0.0, 0.0)  # the default
     assert oiou["--alignclip-objects"].endswith("prepared/flickr8k/objects-vocab")
     assert align["--alignclip-domains"] == "0.5,0.5,0" and "--alignclip-descriptions" not in align
     assert soft["--loss"] == "softclip-guidance-mix" and soft["--softclip-gamma"] == "0.0"

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
+from alignclip_plugins.plugins.softclip.stage import RoiSampleStage
 from alignclip_plugins.rois import storage as S
 from alignclip_plugins.rois.check import check_sidecars, verify_sidecars
 from alignclip_plugins.rois.cli import main as rois_main
-from alignclip_plugins.rois.stage import RoiSampleStage
 from alignclip_plugins.synthetic.writer import write_tar_atomic
 
 KEYS = ["000000", "000001", "000002", "000003"]

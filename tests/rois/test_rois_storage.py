@@ -4,11 +4,9 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from alignclip_plugins.rois import storage as S
 from alignclip_plugins.rois.check import check_sidecars
-from alignclip_plugins.rois.stage import PadTokens, RoiSampleStage
 
 
 def _record(rng, n, dim=S.ROI_DIM):
@@ -108,52 +106,3 @@ def test_shard_names_and_default_location():
     assert S.sidecar_path(None, "/d/s/t-1.tar") == S.Path("/d/s/t-1.rois")
     with pytest.raises(S.RoiDataError, match="--softclip-rois"):
         S.sidecar_path(None, "pipe:curl http://x/t-1.tar")
-
-
-class _Tokenizer:
-    def __call__(self, texts):
-        out = torch.zeros(len(texts), 16, dtype=torch.long)
-        for i, t in enumerate(texts):
-            ids = [49406] + [len(w) for w in t.split()] + [49407]
-            out[i, : len(ids)] = torch.tensor(ids)
-        return out
-
-
-def test_sample_stage_pads_rois_and_trims_tag_tokens(tmp_path):
-    rng = np.random.default_rng(4)
-    _write(tmp_path, [("a", *_record(rng, 3)), ("b", np.zeros((0, S.ROI_DIM)), [], [])], k=4)
-    stage = RoiSampleStage(str(tmp_path), 2, _Tokenizer())
-    url = str(tmp_path / "elsewhere" / "train-000007.tar")
-    out = list(stage(iter([{"__key__": "a", "__url__": url}, {"__key__": "b", "__url__": url}])))
-    assert out[0]["roi_features"].shape == (2, S.ROI_DIM)
-    assert out[0]["roi_features"].dtype == torch.float16
-    assert out[0]["roi_mask"].tolist() == [True, True]
-    assert out[1]["roi_mask"].tolist() == [False, False] and not out[1]["roi_features"].any()
-    assert out[0]["tag_text"].tolist()[0] == 49406 and out[0]["tag_text"].tolist()[-1] == 49407
-    assert out[1]["tag_text"].tolist() == [49406, 49407]  # empty tag sentence
-    batch = PadTokens(0)([o["tag_text"] for o in out])
-    assert batch.shape == (2, len(out[0]["tag_text"])) and batch[1, 2:].eq(0).all()
-    import pickle
-
-    assert pickle.loads(pickle.dumps(stage))._readers == {}  # workers open their own maps
-
-
-def test_cached_tag_tokens_equal_the_tokenizers_own():
-    import open_clip
-
-    from alignclip_plugins.model_configs import model_arg
-    from alignclip_plugins.rois.stage import TagTokenizer, unpadded
-
-    tok = open_clip.get_tokenizer(model_arg())  # context 32: long sentences are truncated
-    tags = TagTokenizer(tok)
-    assert tags.fast
-    rng = np.random.default_rng(5)
-    words = ["white", "shirt", "t-shirt", "man's", "hat", "3d", "ÉCOLE", "a.", "b,", "&amp;", "x"]
-    cases = [[], ["red circle"], ["a.", "b"], ["hello,", "x"]]
-    cases += [
-        [" ".join(rng.choice(words, 2)) for _ in range(rng.integers(1, 12))] for _ in range(60)
-    ]
-    for case in cases:
-        expected = unpadded(tok([", ".join(case)])[0])
-        assert torch.equal(tags(case), expected), case
-    assert tags.cache["a."] is None and tags.cache["red circle"] is not None

@@ -18,16 +18,17 @@ import torch
 
 from alignclip_plugins.hookspecs import hookimpl
 from alignclip_plugins.host import unwrap
+from alignclip_plugins.stash import StashKey
+
+#: training forwards seen in the run
+STEPS = StashKey[int]("batch_dump: training forwards")
 
 
 @hookimpl
-def add_arguments(parser):
+def octrain_add_arguments(parser):
     parser.add_argument("--dump-first-batch", default=None, metavar="FILE")
     parser.add_argument("--dump-step", type=int, default=0, metavar="K")
     parser.add_argument("--dump-state", action="store_true")
-
-
-_STEPS = [0]  # training forwards seen (a test-only plugin: one run per process)
 
 
 def _cpu(tensors: dict) -> dict:
@@ -40,20 +41,22 @@ def dump_path(path: str, rank: int) -> str:
 
 
 @hookimpl
-def forward_features(model, batch, model_out, args):
+def octrain_forward_features(model, batch, model_out, args, stash):
     if not args.dump_first_batch or not torch.is_grad_enabled():
         return None
     path = dump_path(args.dump_first_batch, args.rank)
     if os.path.exists(path):
         return None
-    _STEPS[0] += 1
-    if _STEPS[0] <= args.dump_step:
+    stash[STEPS] = stash.get(STEPS, 0) + 1
+    if stash[STEPS] <= args.dump_step:
         return None
     out = {**_cpu(model_out), **{f"batch.{k}": v for k, v in _cpu(batch).items()}}
     if "roi_mask" in batch:
-        from alignclip_plugins.plugins.softclip import roi_and_tag_features
+        from alignclip_plugins.plugins.softclip import TAG_PAD_ID
+        from alignclip_plugins.plugins.softclip.features import roi_and_tag_features
 
-        out.update(_cpu(roi_and_tag_features(model, batch, args)))
+        pad = stash.get(TAG_PAD_ID, 0)  # the softclip plugin's, from the same run's stash
+        out.update(_cpu(roi_and_tag_features(model, batch, args, pad_id=pad)))
     if args.dump_state:
         out.update({f"state.{k}": v for k, v in _cpu(unwrap(model).state_dict()).items()})
     torch.save(out, path)

@@ -5,14 +5,14 @@ from collections import Counter
 
 import pytest
 
-from alignclip_plugins.text_domains import (
+from alignclip_plugins.keyed_draws import draw_uniforms
+from alignclip_plugins.plugins.alignclip.options import parse_probabilities
+from alignclip_plugins.plugins.alignclip.stages import (
     CAPTION,
     DESCRIPTION,
     PROMPT,
     TextDomains,
     TextDomainStage,
-    draw_uniforms,
-    parse_probabilities,
     pick_weighted,
 )
 
@@ -165,7 +165,7 @@ def test_stage_rewrites_text_adds_objects_and_logs(caplog):
         {"text": f"cap {k}", "image_objects": (0, 2) if i % 10 else (), "__key__": k}
         for i, k in enumerate(KEYS[:100])
     ]
-    with caplog.at_level(logging.INFO, logger="alignclip_plugins.text_domains"):
+    with caplog.at_level(logging.INFO, logger="alignclip_plugins.plugins.alignclip.stages"):
         out = list(stage([dict(s) for s in samples]))
     for before, after in zip(samples, out):
         expected = d.draw(before["text"], before["image_objects"], before["__key__"], 4)

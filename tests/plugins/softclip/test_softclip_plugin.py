@@ -18,8 +18,9 @@ from alignclip_plugins.model_configs import model_arg
 from alignclip_plugins.plugins import softclip as softclip_plugin
 from alignclip_plugins.rois.oracle import write_oracle_rois
 from alignclip_plugins.rois.storage import ROI_DIM, write_sidecar
+from alignclip_plugins.stash import Stash
 
-HERE = Path(__file__).resolve().parents[1]
+HERE = Path(__file__).resolve().parents[2]
 LOSS = re.compile(r"(\w+): ([-\d.e+]+) \(")
 
 
@@ -112,7 +113,7 @@ def test_startup_errors_name_the_shard_and_the_fix(synth_data, rois, tmp_path):
     assert "train-000002.tar" in proc.stderr and "alignclip rois oracle" in proc.stderr
     assert not (tmp_path / "missing").exists() or not list((tmp_path / "missing").rglob("*.pt"))
 
-    # the same check (the plugin's configure hook) rejects vectors of the wrong size
+    # the same check (the plugin's octrain_configure hook) rejects vectors of the wrong size
     wrong = tmp_path / "wrong"
     shutil.copytree(rois, wrong)
     shutil.rmtree(wrong / "train-000003.rois")
@@ -120,18 +121,18 @@ def test_startup_errors_name_the_shard_and_the_fix(synth_data, rois, tmp_path):
                   dim=2048)  # fmt: skip
     split = json.loads((synth_data / "manifest.json").read_text())["splits"]["train"]
     options = argparse.ArgumentParser()
-    softclip_plugin.add_arguments(options)  # the plugin's options at their defaults
+    softclip_plugin.options.add_arguments(options)  # the plugin's options at their defaults
     args = Namespace(**{**vars(options.parse_args([])), "softclip_max_rois": 10,
                         "softclip_roi_layers": 1, "loss": "softclip",
                         "train_data": str(synth_data / split["pattern"]),
                         "dataset_type": "webdataset", "softclip_rois": str(wrong)})  # fmt: skip
     with pytest.raises(ValueError, match="train-000003.rois: vectors of size 2048, expected 2052"):
-        softclip_plugin.configure(args=args)
+        softclip_plugin.octrain_configure(args=args)
     args.softclip_rois = str(rois)
-    softclip_plugin.configure(args=args)
+    softclip_plugin.octrain_configure(args=args)
     args.dataset_type = "csv"
     with pytest.raises(ValueError, match="--dataset-type csv is not supported"):
-        softclip_plugin.configure(args=args)
+        softclip_plugin.octrain_configure(args=args)
 
 
 def test_nan_features_are_left_out_naming_shard_and_key(synth_data, rois, tmp_path):
@@ -179,9 +180,9 @@ def test_detector_free_guidance_mix_needs_no_rois(synth_data):
     ]  # fmt: skip  (no ROI sidecars exist for these shards)
     args = parse_args([*argv, "--softclip-gamma", "0"])
     assert softclip_plugin.detector_free(args)
-    assert softclip_plugin.attach_modules(None, args) is None
+    assert softclip_plugin.octrain_attach_modules(None, args) is None
     assert host.sample_stages(args, is_train=True, tokenizer=None) == []
-    assert softclip_plugin.collate_fields(args, True) is None
+    assert softclip_plugin.octrain_collate_fields(args, True, Stash()) is None
     with pytest.raises(SystemExit):  # γ > 0 reads ROIs: their absence stops it at start-up
         parse_args([*argv, "--softclip-gamma", "0.5"])
     torch.manual_seed(0)
@@ -231,3 +232,42 @@ def test_the_roi_features_drive_the_soft_terms(synth_data, synth_rois, trainer, 
         want = softclip_loss(*feats, d["logit_scale"], roi_valid=d["roi_valid"])
         for key, value in want.items():
             assert row[names[key]] == pytest.approx(value.item(), rel=2e-4), key
+
+
+def test_the_runs_state_is_kept_per_run_by_the_host(synth_data, rois, monkeypatch):
+    """The tag padding id and the epoch's ROI counts live in each run's stash: two runs in
+    one process (one cached host) do not see each other's, and neither lives in ``args``."""
+    import open_clip
+    from open_clip_train.params import parse_args
+
+    from alignclip_plugins import host
+
+    monkeypatch.setattr(host, "_HOSTS", {})
+    split = json.loads((synth_data / "manifest.json").read_text())["splits"]["train"]
+    argv = ["--model", model_arg(), "--train-data", str(synth_data / split["pattern"]),
+            "--dataset-type", "webdataset", "--plugins", "softclip", "--softclip-rois", str(rois)]  # fmt: skip
+    first, second = parse_args(argv), parse_args(argv)
+    first.rank = second.rank = 0
+    active = host.host_for(first)
+    assert host.host_for(second) is active
+    tokenizer = open_clip.get_tokenizer(model_arg())
+    stages = host.sample_stages(first, is_train=True, tokenizer=tokenizer)
+    assert [type(s).__name__ for s in stages] == ["RoiSampleStage"]
+    assert active.stash_for(first)[softclip_plugin.TAG_PAD_ID] == 0
+    assert softclip_plugin.TAG_PAD_ID not in active.stash_for(second)
+    assert not any("pad" in name for name in vars(first))  # not in the run's options
+    torch.manual_seed(0)
+    model = open_clip.create_model(model_arg())
+    host.attach_modules(model, first, device="cpu")
+    batch = {
+        "roi_features": torch.randn(3, 2, ROI_DIM),
+        "roi_mask": torch.tensor([[True, True], [False, False], [True, False]]),
+        "tag_text": torch.tensor([[49406, 320, 49407], [49406, 49407, 0], [49406, 321, 49407]]),
+    }
+    out = host.forward_features(model, batch, {}, first)
+    assert out["roi_valid"].tolist() == [True, False, True]
+    assert host.evaluate(model, {}, 1, second, tokenizer=None) == {}  # nothing of the first's
+    assert host.evaluate(model, {}, 1, first, tokenizer=None) == {
+        "softclip_samples_without_rois": 1, "softclip_samples": 3, "epoch": 1
+    }  # fmt: skip
+    assert host.evaluate(model, {}, 2, first, tokenizer=None) == {}  # popped with the epoch

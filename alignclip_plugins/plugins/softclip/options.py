@@ -1,26 +1,7 @@
-"""``--plugins softclip``: SoftCLIP (AAAI 2024) in open_clip's trainer (docs/methods.md,
-"SoftCLIP", "Guidance mix", "ROI features and tags", "ROI encoder").
-
-Per step, besides upstream's image/caption forward:
-
-* each sample's ROIs (read from per-shard sidecars, ``--softclip-rois``) go through the ROI
-  encoder (``roi_encoder``, attached to the model: optimised, DDP-wrapped, checkpointed)
-  to ``roi_features`` r_i;
-* its tag sentence ("attr class, attr class, ...") goes through the model's own text tower,
-  on the batch's longest tag sentence only (not the full context), to ``tag_features`` a_i;
-* the loss (``softclip``, or ``softclip-guidance-mix``) takes r, a and ``roi_valid``:
-  samples without ROIs take hard labels in their rows (counted, logged per epoch). Its
-  options (``--softclip-beta`` ...) are the fields of
-  :class:`~alignclip_plugins.losses.config.SoftClipConfig` and ``GuidanceMixConfig``.
-
-Detector-free: ``--loss softclip-guidance-mix --softclip-gamma 0`` (Fig. 4a's image/text
-end point) takes its targets from the image and text self-similarities only; no ROI
-sidecar is read and no ROI encoder is attached.
-
-The tag encoding runs without autograd unless ``--softclip-tag-grad`` (the ROI-tag term
-then also trains the text tower on tag sentences) or ``--softclip-target-grad`` asks for
-it; by default the ROI-tag term trains the ROI encoder toward the text tower's tag
-embeddings, and the text tower learns from captions only.
+"""The options of ``--plugins softclip``: the ROI, tag and ROI-encoder options
+(``--softclip-rois`` ...), the two losses' (``--softclip-beta`` ...: the fields of
+:class:`~alignclip_plugins.losses.config.SoftClipConfig` and ``GuidanceMixConfig``), the
+start-up checks, and what the options decide (which features a loss trains).
 """
 
 from __future__ import annotations
@@ -28,18 +9,10 @@ from __future__ import annotations
 import argparse
 import logging
 
-import torch
-import torch.nn.functional as F
-
-from alignclip_plugins import batching
-from alignclip_plugins.epoch_counts import EpochCounts
-from alignclip_plugins.hookspecs import hookimpl
-from alignclip_plugins.host import require_webdataset, unwrap
+from alignclip_plugins.host import require_webdataset
 from alignclip_plugins.io.shards import expand_patterns
 from alignclip_plugins.losses.config import GuidanceMixConfig, SoftClipConfig
 from alignclip_plugins.losses.softclip import GuidanceMixLoss, SoftClipLoss
-from alignclip_plugins.models.roi_encoder import MODES, build_roi_encoder
-from alignclip_plugins.models.text_trim import encode_text_trimmed
 from alignclip_plugins.plugins.loss_options import (
     LossOption,
     add_loss_options,
@@ -47,8 +20,8 @@ from alignclip_plugins.plugins.loss_options import (
     dist_kwargs,
     register_loss,
 )
+from alignclip_plugins.plugins.softclip.roi_encoder import MODES
 from alignclip_plugins.rois.check import check_sidecars
-from alignclip_plugins.rois.stage import PadTokens, RoiSampleStage, pad_id_of
 from alignclip_plugins.rois.storage import (
     DEFAULT_MAX_ROIS,
     MAX_ROIS_LIMIT,
@@ -81,21 +54,32 @@ GUIDANCE_MIX_OPTIONS = SHARED_OPTIONS + (
 )  # fmt: skip
 
 
-def make_softclip_loss(args) -> SoftClipLoss:
+def make_softclip_loss(args: argparse.Namespace) -> SoftClipLoss:
     """``softclip`` from the parsed options (``--softclip-*``, upstream's distributed ones)."""
     config = config_from_args(SoftClipConfig, SOFTCLIP_OPTIONS, args, SoftClipLoss.loss_name)
     return SoftClipLoss(config, provider=PLUGIN, **dist_kwargs(args))
 
 
-def make_guidance_mix_loss(args) -> GuidanceMixLoss:
+def make_guidance_mix_loss(args: argparse.Namespace) -> GuidanceMixLoss:
     """``softclip-guidance-mix`` from the parsed options."""
     name = GuidanceMixLoss.loss_name
     config = config_from_args(GuidanceMixConfig, GUIDANCE_MIX_OPTIONS, args, name)
     return GuidanceMixLoss(config, provider=PLUGIN, **dist_kwargs(args))
 
 
-@hookimpl
+def register_losses(registry) -> None:
+    """Register ``softclip`` and ``softclip-guidance-mix`` in the plugin's registry."""
+    for loss, factory, text in (
+        (SoftClipLoss, make_softclip_loss,
+         "SoftCLIP: soft + relation-enhanced + CLIP loss from ROI/tag self-similarity"),
+        (GuidanceMixLoss, make_guidance_mix_loss,
+         "SoftCLIP Fig. 4a ablation: γ ROI/tag guidance + (1-γ) image/text guidance"),
+    ):  # fmt: skip
+        register_loss(registry, loss, factory, help=text)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ROI, tag and ROI-encoder options and the two losses'."""
     g = parser.add_argument_group("softclip plugin: ROIs, tags and the ROI encoder")
     g.add_argument(
         "--softclip-rois",
@@ -138,29 +122,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_loss_options(g, GuidanceMixConfig, GUIDANCE_MIX_OPTIONS[len(SHARED_OPTIONS) :])
 
 
-@hookimpl
-def register_losses(registry) -> None:
-    register_loss(
-        registry,
-        SoftClipLoss,
-        make_softclip_loss,
-        plugin=PLUGIN,
-        help="SoftCLIP: soft + relation-enhanced + CLIP loss from ROI/tag self-similarity",
-    )
-    register_loss(
-        registry,
-        GuidanceMixLoss,
-        make_guidance_mix_loss,
-        plugin=PLUGIN,
-        help="SoftCLIP Fig. 4a ablation: γ ROI/tag guidance + (1-γ) image/text guidance",
-    )
-
-
-def _uses_softclip_loss(args) -> bool:
+def uses_softclip_loss(args: argparse.Namespace) -> bool:
+    """Whether the chosen loss is one of this plugin's."""
     return args.loss in LOSSES
 
 
-def _roi_grad(args) -> bool:
+def roi_grad(args: argparse.Namespace) -> bool:
     """Whether the chosen loss sends gradients into the ROI features."""
     if args.softclip_target_grad:
         return True
@@ -169,17 +136,18 @@ def _roi_grad(args) -> bool:
     return args.softclip_roi_tag_weight > 0
 
 
-def detector_free(args) -> bool:
+def tag_grad(args: argparse.Namespace) -> bool:
+    """Whether the tag encoding runs with autograd (into the text tower)."""
+    return bool(args.softclip_tag_grad) and (roi_grad(args) or args.softclip_target_grad)
+
+
+def detector_free(args: argparse.Namespace) -> bool:
     """Whether the loss needs no ROIs nor tags: the guidance mix with γ = 0 (L(I,T) only)."""
     return args.loss == GuidanceMixLoss.loss_name and args.softclip_gamma == 0
 
 
-def _tag_grad(args) -> bool:
-    return bool(args.softclip_tag_grad) and (_roi_grad(args) or args.softclip_target_grad)
-
-
-@hookimpl
-def configure(args: argparse.Namespace) -> None:
+def check(args: argparse.Namespace) -> None:
+    """Check the options (and the training shards' ROI sidecars); raises ValueError."""
     if args.loss == SoftClipLoss.loss_name:  # options that cannot go together
         config_from_args(SoftClipConfig, SOFTCLIP_OPTIONS, args, args.loss)
     elif args.loss == GuidanceMixLoss.loss_name:
@@ -190,7 +158,7 @@ def configure(args: argparse.Namespace) -> None:
         )
     if args.softclip_roi_layers < 1:
         raise ValueError(f"--softclip-roi-layers must be >= 1, got {args.softclip_roi_layers}")
-    if not _uses_softclip_loss(args):
+    if not uses_softclip_loss(args):
         log.warning(
             "--plugins softclip with --loss %s: ROI and tag features are computed but unused",
             args.loss,
@@ -206,80 +174,3 @@ def configure(args: argparse.Namespace) -> None:
         check_sidecars(args.softclip_rois, expand_patterns(args.train_data), ROI_DIM)
     except RoiDataError as exc:
         raise ValueError(f"--plugins softclip: {exc}") from None
-
-
-@hookimpl
-def attach_modules(model, args: argparse.Namespace):
-    if detector_free(args):
-        return None
-    encoder = build_roi_encoder(model, ROI_DIM, args.softclip_roi_encoder, args.softclip_roi_layers)
-    if not _roi_grad(args):
-        # no loss term reaches it: keep it out of the optimiser and of DDP's reduction
-        encoder.requires_grad_(False)
-        log.info("softclip: no loss term trains the ROI encoder with these options; frozen")
-    return {"roi_encoder": encoder}
-
-
-@hookimpl
-def sample_stages(args: argparse.Namespace, is_train: bool, tokenizer):
-    if not is_train or detector_free(args):
-        return None
-    args.softclip_tag_pad_id = pad_id_of(tokenizer)
-    return [RoiSampleStage(args.softclip_rois, args.softclip_max_rois, tokenizer)]
-
-
-@hookimpl
-def collate_fields(args: argparse.Namespace, is_train: bool):
-    if not is_train or detector_free(args):
-        return None
-    return {
-        "roi_features": batching.stack,
-        "roi_mask": batching.stack,
-        "tag_text": PadTokens(getattr(args, "softclip_tag_pad_id", 0)),
-    }
-
-
-#: samples and samples without ROIs since the last evaluation (device tensors until read)
-COUNTS = EpochCounts()
-
-
-def roi_and_tag_features(model, batch: dict, args: argparse.Namespace) -> dict:
-    """``roi_features``, ``tag_features`` (L2-normalised, (B, D)) and ``roi_valid`` (B,)."""
-    clip = unwrap(model)
-    mask = batch["roi_mask"]
-    grad = torch.is_grad_enabled()
-    with torch.set_grad_enabled(grad and _roi_grad(args)):
-        roi = F.normalize(clip.roi_encoder(batch["roi_features"], mask), dim=-1)
-    with torch.set_grad_enabled(grad and _tag_grad(args)):
-        pad = getattr(args, "softclip_tag_pad_id", 0)
-        tag = encode_text_trimmed(clip, batch["tag_text"], normalize=True, pad_id=pad)
-    return {"roi_features": roi, "tag_features": tag, "roi_valid": mask.any(1)}
-
-
-@hookimpl
-def forward_features(model, batch: dict, model_out: dict, args: argparse.Namespace):
-    if "roi_mask" not in batch:
-        return None
-    out = roi_and_tag_features(model, batch, args)
-    if torch.is_grad_enabled():  # the training forward (not accumulation's cache pass)
-        valid = out["roi_valid"]
-        COUNTS.add("samples", valid.numel())
-        COUNTS.add("without_rois", (~valid).sum())
-    return out
-
-
-@hookimpl
-def evaluate(model, data: dict, epoch: int, args: argparse.Namespace, tokenizer):
-    counts, _ = COUNTS.pop()
-    seen, without = counts.get("samples", 0), counts.get("without_rois", 0)
-    if not seen:
-        return None
-    if without:
-        log.warning(
-            "softclip: %d of %d training samples of epoch %d (rank 0) had no ROIs and were "
-            "trained with hard labels",
-            without,
-            seen,
-            epoch,
-        )
-    return {"softclip_samples_without_rois": without, "softclip_samples": seen}

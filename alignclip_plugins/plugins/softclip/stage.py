@@ -1,4 +1,5 @@
-"""The training-side reader: a webdataset stage that adds each sample's ROIs and tags.
+"""SoftCLIP's sample stage: a webdataset stage that adds each sample's ROIs and tags
+(docs/methods.md, "ROI features and tags").
 
 For every sample (``__key__`` of shard ``__url__``) the stage looks the key up in the
 shard's sidecar (:mod:`alignclip_plugins.rois.storage`) and adds

@@ -1,4 +1,10 @@
-"""The three text domains of AlignCLIP training (METHODS.md §5): caption, prompt, description.
+"""The training sample stages of ``--plugins alignclip``: each sample's object ids, then its
+text domain (docs/methods.md, "AlignCLIP data": "Text domains with tail weighting").
+
+:func:`training_stages` builds them from the options:
+:class:`~alignclip_plugins.objects.sample_objects.AttachObjectIds` adds ``image_objects``
+(the sample's caption object set O, from the shard's sidecar), then
+:class:`TextDomainStage` chooses the text the text encoder sees and its object set.
 
 For every training sample with image-side object set ``O`` (object ids) the text fed to
 the text encoder is, with probabilities ``(p_caption, p_prompt, p_description)``:
@@ -18,20 +24,24 @@ Fallbacks (counted by :class:`TextDomainStage` and logged every epoch):
   ``O`` (drawn as for the prompt domain), so the text stays object-level.
   Otherwise the description domain draws among the described objects of ``O`` only.
 
-Draws are a pure function of ``(seed, epoch, sample key)`` (a keyed hash, no RNG state), so
-a run is reproducible whatever the sample order, loader workers or resumption, and every
-epoch draws anew. Probabilities ``(1, 0, 0)`` return every caption unchanged.
+Draws are a pure function of ``(seed, epoch, sample key)`` (a keyed hash, no RNG state:
+:mod:`alignclip_plugins.keyed_draws`), so a run is reproducible whatever the sample order,
+loader workers or resumption, and every epoch draws anew. Probabilities ``(1, 0, 0)``
+return every caption unchanged.
 """
 
 from __future__ import annotations
 
+import argparse
 import bisect
-import hashlib
 import logging
 import math
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+
+from alignclip_plugins.keyed_draws import PassEpochs, draw_uniforms
+from alignclip_plugins.plugins.alignclip import options
 
 log = logging.getLogger(__name__)
 
@@ -39,34 +49,6 @@ CAPTION, PROMPT, DESCRIPTION = "caption", "prompt", "description"
 DOMAINS: tuple[str, str, str] = (CAPTION, PROMPT, DESCRIPTION)
 
 _TOLERANCE = 1e-6
-
-
-def parse_probabilities(text: str) -> tuple[float, float, float]:
-    """``"P_CAPTION,P_PROMPT,P_DESCRIPTION"`` -> three probabilities (>= 0, summing to 1)."""
-    parts = [p.strip() for p in str(text).split(",")]
-    try:
-        values = tuple(float(p) for p in parts)
-    except ValueError:
-        values = ()
-    if len(values) != 3 or not all(math.isfinite(v) for v in values):
-        raise ValueError(
-            f"expected three comma-separated probabilities P_CAPTION,P_PROMPT,P_DESCRIPTION "
-            f"(e.g. 1,0,0 or 0.5,0.25,0.25), got {text!r}"
-        )
-    if min(values) < 0 or abs(sum(values) - 1.0) > 1e-3:
-        raise ValueError(f"probabilities must be >= 0 and sum to 1, got {text!r}")
-    total = sum(values)
-    return tuple(v / total for v in values)  # type: ignore[return-value]
-
-
-def draw_uniforms(seed: int, epoch: int, key: str, count: int = 3) -> tuple[float, ...]:
-    """``count`` (<= 4) numbers in [0, 1), a deterministic function of the arguments."""
-    digest = hashlib.blake2b(
-        f"{seed}\x1f{epoch}\x1f{key}".encode(), digest_size=8 * count, person=b"alignclip-td"
-    ).digest()
-    return tuple(
-        int.from_bytes(digest[8 * i : 8 * i + 8], "little") / 2.0**64 for i in range(count)
-    )
 
 
 def pick_weighted(weights: Sequence[float], u: float) -> int:
@@ -177,11 +159,6 @@ class TextDomains:
         return Draw(template.format(self.names[o]), (o,), PROMPT, requested)
 
 
-def current_epoch(epoch, passes: int) -> int:
-    """The epoch from upstream's shared epoch (``get_value()``), else the pass count."""
-    return int(epoch.get_value()) if epoch is not None else passes
-
-
 class TextDomainStage:
     """webdataset stage: rewrites ``text`` and adds ``text_objects`` (tuple of ids).
 
@@ -193,12 +170,10 @@ class TextDomainStage:
 
     def __init__(self, domains: TextDomains, epoch=None) -> None:
         self.domains = domains
-        self.epoch = epoch
-        self.passes = 0
+        self.epochs = PassEpochs(epoch)
 
     def __call__(self, src: Iterable[dict]) -> Iterator[dict]:
-        epoch = current_epoch(self.epoch, self.passes)
-        self.passes += 1
+        epoch = self.epochs.next()
         used: Counter[str] = Counter()
         fallbacks: Counter[tuple[str, str]] = Counter()
         try:
@@ -233,3 +208,34 @@ def format_domain_counts(
             f"{n} {a} -> {b} ({why[b]})" for (a, b), n in sorted(fallbacks.items())
         )
     return text
+
+
+def training_stages(args: argparse.Namespace, epoch=None) -> list:
+    """The training stages: attach object ids (O_i), then the three text domains (Q_j).
+
+    ``epoch``: upstream's ``SharedEpoch`` of the pipeline (None: each stage counts passes).
+    """
+    from alignclip_plugins.objects.sample_objects import (
+        AttachObjectIds,
+        SidecarIndex,
+        vocabulary_ids,
+    )
+
+    vocabulary = options.load_vocabulary(args)
+    names = vocabulary.names
+    domains = TextDomains(
+        args.alignclip_domains,
+        names=names,
+        frequencies=[vocabulary.counts[n] for n in names],
+        templates=options.training_templates(args),
+        descriptions=options.training_descriptions(args, names),
+        rho=args.alignclip_rho,
+        seed=args.seed,
+    )
+    attach = AttachObjectIds(
+        SidecarIndex.from_option(args.alignclip_objects),
+        vocabulary_ids(names),
+        allow_missing=args.alignclip_allow_missing_sidecars,
+        epoch=epoch,
+    )
+    return [attach, TextDomainStage(domains, epoch)]

@@ -11,7 +11,7 @@ from alignclip_plugins.captions.choice import CaptionChoiceStage
 from alignclip_plugins.model_configs import model_arg
 from alignclip_plugins.objects.sample_objects import AttachObjectIds
 from alignclip_plugins.plugins import alignclip
-from alignclip_plugins.text_domains import TextDomainStage
+from alignclip_plugins.plugins.alignclip.stages import TextDomainStage
 
 
 @pytest.fixture
@@ -68,10 +68,10 @@ def test_stages_and_collation_build_padded_id_batches(train_args, synth_data):
 
 
 def test_collate_fields_only_for_training(train_args):
-    fields = alignclip.collate_fields(train_args, True)
+    fields = alignclip.octrain_collate_fields(train_args, True)
     assert set(fields) == {"image_objects", "text_objects"}
     assert fields["image_objects"]([(3, 1), (), (2,)]).tolist() == [[3, 1], [-1, -1], [2, -1]]
-    assert alignclip.collate_fields(train_args, False) is None
+    assert alignclip.octrain_collate_fields(train_args, False) is None
 
 
 def test_forward_features_pass_the_ids(train_args):

@@ -1,5 +1,5 @@
 """SoftCLIP's ROI encoder: an ROI set to one embedding through "the rear part of the image
-encoder" (SoftCLIP §3.2, App. C.3; METHODS.md §6).
+encoder" (SoftCLIP §3.2, App. C.3; docs/methods.md, "ROI encoder").
 
 ``RoiEncoder(rois (B, K, F), mask (B, K) bool) -> (B, embed_dim)`` (not normalised). The
 ROI vectors go through a linear map from F (2052) to the tower's width, then:

@@ -1,8 +1,8 @@
-"""The ``--alignclip-*`` options of ``--plugins alignclip``: definitions, start-up checks, and
-the objects they configure (the sample stages, the zero-shot prompts).
+"""The options of ``--plugins alignclip``: ``--alignclip-*`` and the Object-IoU loss's
+``--oiou-beta``; their definitions, the files they name, and the start-up checks.
 
-Every check runs at start-up (``configure``), before a model is built, and a bad value
-stops the run with a message naming the option or file and what to do. See
+Every check runs at start-up (``octrain_configure``), before a model is built, and a bad
+value stops the run with a message naming the option or file and what to do. See
 docs/alignclip.md for the pipeline and every option.
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,15 +23,47 @@ from alignclip_plugins.evaluation.prototypes import (
 )
 from alignclip_plugins.host import require_webdataset
 from alignclip_plugins.io.shards import expand_patterns, split_sources
-from alignclip_plugins.text_domains import TextDomains, TextDomainStage, parse_probabilities
+from alignclip_plugins.losses.config import ObjectIouConfig
+from alignclip_plugins.losses.object_iou import ObjectIouLoss
+from alignclip_plugins.plugins.loss_options import (
+    LossOption,
+    add_loss_options,
+    config_from_args,
+    dist_kwargs,
+    register_loss,
+)
 
 log = logging.getLogger(__name__)
+
+PLUGIN = "alignclip"
+OIOU_BETA = LossOption(
+    "--oiou-beta", "beta", "β: weight of the object-IoU similarity in the targets; 0 = CLIP."
+)
+LOSS_OPTIONS = (OIOU_BETA,)
 
 DEFAULT_DOMAINS = "1,0,0"
 DEFAULT_RHO = 0.5
 DEFAULT_TEMPLATES = "openai"
 DEFAULT_ZEROSHOT_PROTOTYPES = "templates"
 _CHECK_RECORDS = 1000  # sidecar records read at start-up to check they match the vocabulary
+
+
+def parse_probabilities(text: str) -> tuple[float, float, float]:
+    """``"P_CAPTION,P_PROMPT,P_DESCRIPTION"`` -> three probabilities (>= 0, summing to 1)."""
+    parts = [p.strip() for p in str(text).split(",")]
+    try:
+        values = tuple(float(p) for p in parts)
+    except ValueError:
+        values = ()
+    if len(values) != 3 or not all(math.isfinite(v) for v in values):
+        raise ValueError(
+            f"expected three comma-separated probabilities P_CAPTION,P_PROMPT,P_DESCRIPTION "
+            f"(e.g. 1,0,0 or 0.5,0.25,0.25), got {text!r}"
+        )
+    if min(values) < 0 or abs(sum(values) - 1.0) > 1e-3:
+        raise ValueError(f"probabilities must be >= 0 and sum to 1, got {text!r}")
+    total = sum(values)
+    return tuple(v / total for v in values)  # type: ignore[return-value]
 
 
 def _probabilities(text: str) -> tuple[float, float, float]:
@@ -40,8 +73,20 @@ def _probabilities(text: str) -> tuple[float, float, float]:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+def make_loss(args: argparse.Namespace) -> ObjectIouLoss:
+    """``object-iou`` from the parsed options (``--oiou-beta``, upstream's distributed ones)."""
+    config = config_from_args(ObjectIouConfig, LOSS_OPTIONS, args, ObjectIouLoss.loss_name)
+    return ObjectIouLoss(config, provider=PLUGIN, **dist_kwargs(args))
+
+
+def register_losses(registry) -> None:
+    """Register ``object-iou`` (built by :func:`make_loss`) in the plugin's registry."""
+    text = "AlignCLIP Object-IoU soft targets from caption object sets (--oiou-beta)"
+    register_loss(registry, ObjectIouLoss, make_loss, help=text)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the ``--alignclip-*`` options."""
+    """Add the ``--alignclip-*`` options and the Object-IoU loss's."""
     g = parser.add_argument_group("AlignCLIP (--plugins alignclip; docs/alignclip.md)")
     g.add_argument(
         "--alignclip-objects",
@@ -108,6 +153,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="visual descriptions of the zero-shot classes ('alignclip describe --classnames' "
         "output), for --alignclip-zeroshot-prototypes descriptions|both",
     )
+    group = parser.add_argument_group("Object-IoU loss (docs/methods.md)")
+    add_loss_options(group, ObjectIouConfig, LOSS_OPTIONS)
 
 
 # ---- start-up checks -------------------------------------------------------------------
@@ -140,7 +187,8 @@ def load_vocabulary(args: argparse.Namespace):
     return vocabulary
 
 
-def _load_descriptions(option: str, path) -> dict[str, list[str]]:
+def load_descriptions(option: str, path) -> dict[str, list[str]]:
+    """The descriptions file ``path`` given to ``option``; errors name the option."""
     from alignclip_plugins.descriptions.generate import load_descriptions
 
     try:
@@ -153,7 +201,7 @@ def training_descriptions(args: argparse.Namespace, names: Sequence[str]) -> dic
     """Descriptions by object id (only the vocabulary objects that have some)."""
     if args.alignclip_descriptions is None:
         return {}
-    texts = _load_descriptions("--alignclip-descriptions", args.alignclip_descriptions)
+    texts = load_descriptions("--alignclip-descriptions", args.alignclip_descriptions)
     return {i: texts[name] for i, name in enumerate(names) if texts.get(name)}
 
 
@@ -253,7 +301,7 @@ def _check_zeroshot(args: argparse.Namespace) -> None:
             "FILE: descriptions of the zero-shot classes, written by 'alignclip describe "
             "--classnames CLASSNAMES --out FILE'"
         )
-    descriptions = _load_descriptions(
+    descriptions = load_descriptions(
         "--alignclip-zeroshot-descriptions", args.alignclip_zeroshot_descriptions
     )
     if getattr(args, "imagenet_val", None) or getattr(args, "imagenet_v2", None):
@@ -279,7 +327,7 @@ def check(args: argparse.Namespace) -> None:
     training_templates(args)
     if args.alignclip_descriptions and not os.path.isfile(args.alignclip_descriptions):
         raise ValueError(f"--alignclip-descriptions {args.alignclip_descriptions} does not exist")
-    require_webdataset(args, "alignclip", "caption object sets")
+    require_webdataset(args, PLUGIN, "caption object sets")
     if args.train_data:
         _check_training(args)
     _check_zeroshot(args)
@@ -290,53 +338,3 @@ def check(args: argparse.Namespace) -> None:
             "object-iou loss refuses --accum-freq > 1",
             args.accum_freq,
         )
-
-
-# ---- what the options configure --------------------------------------------------------
-
-
-def sample_stages(args: argparse.Namespace, epoch=None) -> list:
-    """The training stages: attach object ids (O_i), then the three text domains (Q_j)."""
-    from alignclip_plugins.objects.sample_objects import (
-        AttachObjectIds,
-        SidecarIndex,
-        vocabulary_ids,
-    )
-
-    vocabulary = load_vocabulary(args)
-    names = vocabulary.names
-    domains = TextDomains(
-        args.alignclip_domains,
-        names=names,
-        frequencies=[vocabulary.counts[n] for n in names],
-        templates=training_templates(args),
-        descriptions=training_descriptions(args, names),
-        rho=args.alignclip_rho,
-        seed=args.seed,
-    )
-    attach = AttachObjectIds(
-        SidecarIndex.from_option(args.alignclip_objects),
-        vocabulary_ids(names),
-        allow_missing=args.alignclip_allow_missing_sidecars,
-        epoch=epoch,
-    )
-    return [attach, TextDomainStage(domains, epoch)]
-
-
-def zeroshot_prompts(
-    args: argparse.Namespace, classnames: Sequence[str], templates: Sequence
-) -> list[list[str]] | None:
-    """Each class's prompts for ``--alignclip-zeroshot-prototypes`` (None: upstream's own)."""
-    source = args.alignclip_zeroshot_prototypes
-    if source == "templates":
-        return None
-    descriptions = _load_descriptions(
-        "--alignclip-zeroshot-descriptions", args.alignclip_zeroshot_descriptions
-    )
-    return class_prompts(
-        classnames,
-        source,
-        templates,
-        descriptions,
-        descriptions_path=args.alignclip_zeroshot_descriptions,
-    )
