@@ -3,8 +3,10 @@ default demo end to end at a tiny budget."""
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
+import yaml
 
 from alignclip_plugins import demo
 
@@ -44,8 +46,11 @@ def test_dry_run_prints_every_command_with_the_demo_budget(tmp_path, capsys):
     printed = capsys.readouterr().out
     train = [line for line in printed.splitlines() if "open_clip_train.main" in line]
     assert len(train) == len(demo.DEFAULT_METHODS)
+    schedule = yaml.safe_load(
+        (Path(__file__).parents[1] / "recipes/conf/schedule/demo.yaml").read_text()
+    )
     for line in train:
-        assert "RN-Demo-64" in line and "--epochs 12" in line and "--batch-size 64" in line
+        assert "RN-Demo-64" in line and f"--epochs {schedule['epochs']}" in line and "--batch-size 64" in line
     assert printed.count("alignclip_plugins eval zeroshot") == 2 * len(demo.DEFAULT_METHODS)
     assert "--attributes" in printed and "--prototypes descriptions" in printed
     assert "--plugins softclip" in printed and "--plugins alignclip" in printed
