@@ -50,7 +50,11 @@ def test_dry_run_prints_every_command_with_the_demo_budget(tmp_path, capsys):
         (Path(__file__).parents[1] / "recipes/conf/schedule/demo.yaml").read_text()
     )
     for line in train:
-        assert "RN-Demo-64" in line and f"--epochs {schedule['epochs']}" in line and "--batch-size 64" in line
+        assert (
+            "RN-Demo-64" in line
+            and f"--epochs {schedule['epochs']}" in line
+            and "--batch-size 64" in line
+        )
     assert printed.count("alignclip_plugins eval zeroshot") == 2 * len(demo.DEFAULT_METHODS)
     assert "--attributes" in printed and "--prototypes descriptions" in printed
     assert "--plugins softclip" in printed and "--plugins alignclip" in printed
@@ -92,3 +96,19 @@ def test_the_default_demo_trains_every_method_then_reuses_the_runs(synth_data, t
     assert demo.main(argv) == 0
     assert {run: (run / "launch.log").stat().st_mtime_ns for run in runs} == stamps
     assert (out / "demo-results.md").read_text() == table
+
+
+def test_a_fresh_checkout_can_run_the_demo_nothing_is_blocked(tmp_path):
+    """No data yet (tox -e demo on a fresh clone): every job is runnable; the generator's
+    outputs (shards, descriptions) are made by the first preparation step."""
+    import argparse
+
+    from alignclip_plugins.recipes import launch
+
+    args = demo.parse_args(["--data", str(tmp_path / "none"), "--out", str(tmp_path / "o")])
+    plan = argparse.Namespace(
+        rows=",".join(args.methods), config_dir=None, overrides=demo.overrides(args)
+    )
+    jobs = launch.plan_jobs(plan)
+    assert len(jobs) == len(demo.DEFAULT_METHODS)
+    assert [p for j in jobs for p in j.problems] == []

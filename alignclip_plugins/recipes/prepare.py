@@ -49,6 +49,9 @@ class Step:
     call: str | None = None
     kwargs: dict = field(default_factory=dict)
     help: str | None = None
+    # the steps it requires; a step without a command of its own is made by them
+    # (e.g. the generator's descriptions, written by the step that writes the shards)
+    requires: tuple[str, ...] = ()
 
     def describe(self) -> str:
         return f"{self.data}: {self.need}"
@@ -102,6 +105,7 @@ def steps_for(data: dict, needs: Sequence[str]) -> list[Step]:
                 call=spec.get("call"),
                 kwargs=dict(spec.get("kwargs") or {}),
                 help=spec.get("help"),
+                requires=tuple(spec.get("requires") or ()),
             )
         )
     return steps
@@ -178,6 +182,8 @@ def problems(step: Step) -> list[str]:
         return []
     if step.help:
         return [f"{step.describe()} is missing: {step.help}"]
+    if step.requires:
+        return []  # made by the steps it requires; execute() checks that they did
     return [f"{step.describe()}: {step.creates} is missing and there is no step to make it"]
 
 
@@ -199,4 +205,9 @@ def execute(step: Step, python: str, log=print) -> None:
         log(f"[prepare] {step.describe()}: {step.call}({step.kwargs})")
         load_callable(step.call)(**step.kwargs)
     if step.creates is not None and not is_done(step):
+        if not (step.run or step.call):
+            raise PrepareError(
+                f"{step.describe()}: {step.creates} was not written by the step(s) it "
+                f"requires ({', '.join(step.requires)}); check their output"
+            )
         raise PrepareError(f"{step.describe()}: finished but {step.creates} does not exist")
