@@ -7,15 +7,19 @@ recipe launcher: it generates the embedded data if absent, prepares what each me
 (object sidecars, ROI features), trains every method with ``python -m open_clip_train.main``,
 evaluates it (``alignclip eval``) and prints the ``demo`` table of ``alignclip tables`` with
 its bar chart. Finished runs and evaluations are reused on a rerun; an interrupted run
-resumes from its last epoch.
+resumes from its last epoch. Trainings run ``--jobs`` at a time, each with its share of the
+CPU threads: the demo's tiny models use one core far better than two (on 2 cores, two
+one-thread trainings give about 1.7x the samples/s of one two-thread training).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -127,6 +131,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
             default=None,
             help=f"change the budget's {name} for every method",
         )
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        help="trainings run at once, each with CPU cores / jobs threads unless OMP_NUM_THREADS "
+        "is set (default: the CPU cores, at most 4)",
+    )
     parser.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
     parser.add_argument(
         "trainer_args", nargs=argparse.REMAINDER, help="after '--': passed to every run"
@@ -141,7 +152,58 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         parser.error(str(e))
     if not args.seeds:
         parser.error("--seeds: give at least one seed")
+    if args.jobs is None:
+        args.jobs = min(4, os.cpu_count() or 1)
+    elif args.jobs < 1:
+        parser.error(f"--jobs: at least 1, got {args.jobs}")
     return args
+
+
+def run_jobs(jobs: list, workers: int) -> list[str]:
+    """Prepare every job's data (once, in order), then train and evaluate ``workers`` jobs at
+    a time; returns the failures (empty when every job finished)."""
+    from alignclip_plugins.recipes import launch
+
+    failures_of = (
+        launch.launchers.LaunchError,
+        launch.prepare.PrepareError,
+        launch.TrainDataError,
+        launch.runs.RunConflict,
+        OSError,
+    )
+    done_steps: set = set()
+    try:
+        for job in jobs:  # shared data: prepared by one process, before any training
+            launch.run_job(job, argparse.Namespace(prepare_only=True, no_eval=False), done_steps)
+    except failures_of as e:
+        return [f"preparing {job.plan.label}: {e}"]
+    options = argparse.Namespace(prepare_only=False, no_eval=False)
+    threads = None
+    if workers > 1 and "OMP_NUM_THREADS" not in os.environ:
+        threads = str(max(1, (os.cpu_count() or 1) // workers))
+    slots = list(range(workers))  # a progress-bar line per training running
+
+    def one(job) -> str | None:
+        slot = slots.pop(0)
+        try:
+            status = launch.run_job(
+                job, options, done_steps, position=slot if workers > 1 else None
+            )
+        except failures_of as e:
+            return f"{job.plan.label} failed: {e}"
+        finally:
+            slots.append(slot)
+        print(f"{job.plan.row} seed {job.plan.seed}: {status}", file=sys.stderr, flush=True)
+        return None
+
+    if threads is not None:  # the trainers' and evaluations' environment, for this call only
+        os.environ["OMP_NUM_THREADS"] = threads
+    try:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            return [f for f in pool.map(one, jobs) if f]
+    finally:
+        if threads is not None:
+            del os.environ["OMP_NUM_THREADS"]
 
 
 def render(out: Path, methods: list[str]):
@@ -187,22 +249,12 @@ def main(argv: list[str]) -> int:
     if blocked:
         print("alignclip demo: nothing was run:\n  " + "\n  ".join(blocked), file=sys.stderr)
         return 2
-    done_steps: set = set()
-    options = argparse.Namespace(prepare_only=False, no_eval=False)
-    for job in jobs:
-        try:
-            status = launch.run_job(job, options, done_steps)
-        except (
-            launch.launchers.LaunchError,
-            launch.prepare.PrepareError,
-            launch.TrainDataError,
-            launch.runs.RunConflict,
-            OSError,
-        ) as e:
-            print(f"alignclip demo: {job.plan.label} failed: {e}", file=sys.stderr)
-            print("(a rerun resumes it and reuses the finished runs)", file=sys.stderr)
-            return 1
-        print(f"{job.plan.row} seed {job.plan.seed}: {status}", file=sys.stderr)
+    failures = run_jobs(jobs, min(args.jobs, len(jobs)))
+    if failures:
+        for failure in failures:
+            print(f"alignclip demo: {failure}", file=sys.stderr)
+        print("(a rerun resumes them and reuses the finished runs)", file=sys.stderr)
+        return 1
     rendered, png = render(args.out, args.methods)
     elapsed = time.time() - start
     print("\n" + rendered.markdown)

@@ -3,7 +3,7 @@
 Three analyses, each printing Markdown (docs/results.md, section "Why"):
 
 ``targets``   Object-IoU targets as the trainer sees them: random training batches, object
-              sets from the demo's sidecars (``OUT/prepared/objects``) against the
+              sets from the demo's sidecars (``DATA/objects-vocab``) against the
               generator's ground truth (each sample's ``json``): how much target mass moves
               to other samples at ``--beta``, how often a caption-IoU > 0 pair shares no
               true object (mismatched captions) and how often pairs sharing a true object
@@ -21,6 +21,9 @@ Usage::
     python bench/demo_diagnostics.py targets --data data/synthetic --out demo-runs
     python bench/demo_diagnostics.py agreement --data data/synthetic --out demo-runs
     python bench/demo_diagnostics.py errors --data data/synthetic --out demo-runs
+
+``--out`` is the demo's ``--out`` (runs ``demo__<row>__demo__synthetic__seed<s>``, each with
+the ``recipe.yaml`` the launcher wrote); ``--data`` its ``--data``.
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ import torch
 import torch.nn.functional as F
 
 from alignclip_plugins.model_configs import model_arg
+
+MODEL = model_arg("RN-Demo-64")  # the demo's (recipes/conf/model/demo.yaml)
 
 
 def read_shard(path: Path) -> dict[str, dict[str, bytes]]:
@@ -70,7 +75,7 @@ def targets(args: argparse.Namespace) -> None:
 
     parsed = {
         key: frozenset(objs)
-        for path in sorted((args.out / "prepared" / "objects").glob("*.objects.jsonl"))
+        for path in sorted((args.data / "objects-vocab").glob("*.objects.jsonl"))
         for key, objs in iter_sidecar(path)
     }
     truth = {
@@ -79,9 +84,7 @@ def targets(args: argparse.Namespace) -> None:
         for key, sample in read_shard(shard).items()
     }
     if not parsed:
-        raise SystemExit(
-            f"no object sidecars under {args.out}/prepared/objects: run the demo first"
-        )
+        raise SystemExit(f"no object sidecars under {args.data}/objects-vocab: run the demo first")
     keys, rng, n = sorted(parsed), random.Random(0), args.batch_size
     shares, moved, mismatched, missed = [], [], [], []
     for _ in range(args.batches):
@@ -105,12 +108,25 @@ def targets(args: argparse.Namespace) -> None:
 
 
 def checkpoints(out: Path) -> dict[str, list[Path]]:
+    """``{row: [last checkpoint of each seed]}`` of the demo's runs under ``out``."""
     runs: dict[str, list[Path]] = {}
-    for run in sorted(out.glob("*-seed*")):
+    for run in sorted(out.glob("demo__*__seed*")):
         finals = sorted(run.glob("checkpoints/epoch_*.pt"), key=lambda p: int(p.stem[6:]))
         if finals:
-            runs.setdefault(run.name.rsplit("-seed", 1)[0], []).append(finals[-1])
+            runs.setdefault(run.name.split("__")[1], []).append(finals[-1])
     return runs
+
+
+def train_argv(checkpoint: Path) -> list[str]:
+    """The trainer options the run was started with (its ``recipe.yaml``)."""
+    import yaml
+
+    recipe = yaml.safe_load((checkpoint.parents[1] / "recipe.yaml").read_text())
+    return [str(a) for a in recipe["commands"]["train"]]
+
+
+def option(argv: list[str], name: str, default: str) -> str:
+    return argv[argv.index(name) + 1] if name in argv else default
 
 
 def load_model(checkpoint: Path):
@@ -121,16 +137,12 @@ def load_model(checkpoint: Path):
 
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)["state_dict"]
     state = {k.removeprefix("module."): v for k, v in state.items()}
-    model = open_clip.create_model(model_arg())
+    argv = train_argv(checkpoint)
+    model = open_clip.create_model(option(argv, "--model", MODEL))
     roi = {k[len("roi_encoder.") :]: v for k, v in state.items() if k.startswith("roi_encoder.")}
     encoder = None
     if roi:
-        params = json.loads((checkpoint.parents[1] / "demo-command.json").read_text())
-        mode = (
-            params[params.index("--softclip-roi-encoder") + 1]
-            if "--softclip-roi-encoder" in params
-            else "mhsa"
-        )
+        mode = option(argv, "--softclip-roi-encoder", "mhsa")
         encoder = build_roi_encoder(model, 2052, mode, 1)
         encoder.load_state_dict(roi)
         encoder.eval()
@@ -153,8 +165,8 @@ def pairs(samples: dict[str, dict[str, bytes]], keys: list[str]):
     import open_clip
     from PIL import Image
 
-    _, _, preprocess = open_clip.create_model_and_transforms(model_arg())
-    tokenizer = open_clip.get_tokenizer(model_arg())
+    _, _, preprocess = open_clip.create_model_and_transforms(MODEL)
+    tokenizer = open_clip.get_tokenizer(MODEL)
     images = torch.stack(
         [preprocess(Image.open(io.BytesIO(samples[k]["png"])).convert("RGB")) for k in keys]
     )
@@ -185,7 +197,7 @@ def agreement(args: argparse.Namespace) -> None:
     samples = read_shard(shard)
     keys = sorted(samples)[: args.samples]
     images, captions, tokenizer, sharing = pairs(samples, keys)
-    rois = args.out / "prepared" / "rois"
+    rois = args.data / "rois"
     stage = RoiSampleStage(str(rois), 10, tokenizer) if rois.is_dir() else None
     uniform = sharing[~torch.eye(len(keys), dtype=torch.bool)].float().mean().item()
     print(f"{len(keys)} training samples of {shard.name}; uniform share {100 * uniform:.1f}%\n")

@@ -2,6 +2,7 @@
 default demo end to end at a tiny budget."""
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -62,7 +63,9 @@ def test_dry_run_prints_every_command_with_the_demo_budget(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_the_default_demo_trains_every_method_then_reuses_the_runs(synth_data, tmp_path, capsys):
+def test_the_default_demo_trains_every_method_then_reuses_the_runs(
+    synth_data, tmp_path, capsys, monkeypatch
+):
     """`tox -e demo` end to end at a tiny budget: every default method trains through
     open_clip_train.main, is evaluated and lands in one table with its Δ column and chart;
     a rerun trains and evaluates nothing."""
@@ -70,7 +73,9 @@ def test_the_default_demo_trains_every_method_then_reuses_the_runs(synth_data, t
     shutil.copytree(synth_data, data)  # the demo prepares object and ROI sidecars inside it
     out = tmp_path / "demo"
     argv = ["--data", str(data), "--out", str(out), "--epochs", "1", "--batch-size", "32"]
-    assert demo.main(argv) == 0
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert demo.main([*argv, "--jobs", "2"]) == 0  # two trainings at once, one thread each
+    assert "OMP_NUM_THREADS" not in os.environ  # set for the trainers only
     printed = capsys.readouterr().out
     table = (out / "demo-results.md").read_text()
     assert table.split("\n![")[0] in printed and "wall time" in printed

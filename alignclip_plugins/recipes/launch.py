@@ -306,8 +306,11 @@ def _write_stats(job: Job) -> Path:
     return write_result(result, job.run_dir / "evals" / f"{STATS_TASK}-{job.plan.data}.json")
 
 
-def run_job(job: Job, args: argparse.Namespace, done_steps: set) -> str:
-    """Prepare, train and evaluate one job; returns a one-line status."""
+def run_job(
+    job: Job, args: argparse.Namespace, done_steps: set, position: int | None = None
+) -> str:
+    """Prepare, train and evaluate one job; returns a one-line status. ``position``: the
+    progress bar's terminal line when several jobs run at once."""
     cfg = job.cfg
     launch = cfg["launch"]
     python = python_executable(cfg)
@@ -360,7 +363,12 @@ def run_job(job: Job, args: argparse.Namespace, done_steps: set) -> str:
         samples = job.commands.train[job.commands.train.index("--train-num-samples") + 1]
         total = int(samples) * int(cfg["schedule"]["epochs"])
         launchers.run_process(
-            argv, job.run_dir / "launch.log", env=env, desc=job.plan.label, total=total
+            argv,
+            job.run_dir / "launch.log",
+            env=env,
+            desc=job.plan.label,
+            total=total,
+            position=position,
         )
         if not _trained(job):
             raise launchers.LaunchError(

@@ -68,12 +68,22 @@ def run_process(
     env: dict[str, str] | None = None,
     desc: str = "",
     total: int | None = None,
+    position: int | None = None,
 ) -> None:
     """Run ``argv``, appending its output to ``log_path``; a progress bar over ``total`` samples
-    follows the trainer's ``Train Epoch`` lines. Raises LaunchError (with the log's tail)."""
+    follows the trainer's ``Train Epoch`` lines (on terminal line ``position`` when several
+    processes run at once). Raises LaunchError (with the log's tail)."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     full_env = {**os.environ, **(env or {})}
-    bar = tqdm(total=total, desc=desc, unit="sample", unit_scale=True, disable=total is None)
+    bar = tqdm(
+        total=total,
+        desc=desc,
+        unit="sample",
+        unit_scale=True,
+        disable=total is None,
+        position=position,
+        leave=position is None,
+    )
     with (
         open(log_path, "a", encoding="utf-8") as log,
         subprocess.Popen(
