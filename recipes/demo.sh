@@ -3,7 +3,7 @@
 # SoftCLIP and SoftCLIP's ablations on the embedded synthetic data, one frozen budget.
 # Needs: nothing (the data is generated offline). docs/synthetic.md, docs/results.md.
 # Usage: recipes/demo.sh [OVERRIDES...] [--dry-run] [--rows clip,softclip]     SMOKE=1 recipes/demo.sh
-#   e.g. "seeds=[0,1,2]" schedule.epochs=18
+#   e.g. "seeds=[0,1,2]" schedule.epochs=24
 # (recipes/lib.sh and docs/recipes.md: overrides, data configuration)
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 # smoke: the demo's model, data and evaluations, a few optimizer steps
