@@ -117,3 +117,13 @@ def test_a_fresh_checkout_can_run_the_demo_nothing_is_blocked(tmp_path):
     jobs = launch.plan_jobs(plan)
     assert len(jobs) == len(demo.DEFAULT_METHODS)
     assert [p for j in jobs for p in j.problems] == []
+
+
+def test_the_table_of_methods_without_clip_keeps_clip_for_the_delta_column(tmp_path):
+    """`alignclip demo --methods label_smoothing` renders (CLIP a 'missing' row until it ran)."""
+    rendered, _ = demo.render(tmp_path, ["label_smoothing"])
+    rows = [
+        line.split("|")[1].strip() for line in rendered.markdown.splitlines() if line[:2] == "| "
+    ]
+    assert "clip" in rows and "label_smoothing" in rows and "softclip" not in rows
+    assert (tmp_path / "demo-results.md").is_file()
