@@ -15,12 +15,14 @@ Three analyses, each printing Markdown (docs/results.md, section "Why"):
               share, on the first training shard.
 ``errors``    Retrieval on the retrieval split: R@1 and how often a wrong top-1 shares an
               object with the query (the base rate is the share of random pairs that do).
+``paired``    Each row's difference to CLIP seed by seed, with its paired standard error.
 
 Usage::
 
     python bench/demo_diagnostics.py targets --data data/synthetic --out demo-runs
     python bench/demo_diagnostics.py agreement --data data/synthetic --out demo-runs
     python bench/demo_diagnostics.py errors --data data/synthetic --out demo-runs
+    python bench/demo_diagnostics.py paired --out demo-runs
 
 ``--out`` is the demo's ``--out`` (runs ``demo__<row>__demo__synthetic__seed<s>``, each with
 the ``recipe.yaml`` the launcher wrote); ``--data`` its ``--data``.
@@ -264,9 +266,50 @@ def errors(args: argparse.Namespace) -> None:
         print(f"| {method} | {len(runs)} | {row[0]} | {row[1]}% | {row[2]} | {row[3]}% |")
 
 
+METRICS = {  # column: (evaluation file, metric)
+    "zero-shot top-1": ("zeroshot-synthetic.json", "top1"),
+    "tail top-1": ("zeroshot-synthetic.json", "tail_top1"),
+    "desc. top-1": ("zeroshot-synthetic_descriptions.json", "top1"),
+    "I→T R@1": ("retrieval-synthetic.json", "image_to_text_R@1"),
+    "T→I R@1": ("retrieval-synthetic.json", "text_to_image_R@1"),
+}
+
+
+def paired(args: argparse.Namespace) -> None:
+    """Per metric, each row's difference to CLIP seed by seed (every method of a seed starts
+    from the same initialisation and sees the same batches), its mean ± paired standard error
+    ``SD(d) / sqrt(n)``; starred beyond two standard errors."""
+    values: dict[str, dict[int, dict[str, float]]] = {}
+    for run in sorted(args.out.glob("demo__*__seed*")):
+        row, seed = run.name.split("__")[1], int(run.name.rsplit("seed", 1)[1])
+        try:
+            cells = {
+                col: json.loads((run / "evals" / f).read_text())["metrics"][m]
+                for col, (f, m) in METRICS.items()
+            }
+        except (OSError, KeyError):
+            continue  # not evaluated yet
+        values.setdefault(row, {})[seed] = cells
+    base = values.get("clip", {})
+    print("| method | seeds | " + " | ".join(f"Δ {c}" for c in METRICS) + " |")
+    print("|---|---|" + "---|" * len(METRICS))
+    for row, seeds in values.items():
+        common = sorted(set(seeds) & set(base))
+        if row == "clip" or not common:
+            continue
+        cells = []
+        for col in METRICS:
+            d = [100 * (seeds[s][col] - base[s][col]) for s in common]
+            mean = statistics.fmean(d)
+            se = statistics.stdev(d) / len(d) ** 0.5 if len(d) > 1 else float("nan")
+            star = "*" if len(d) > 1 and abs(mean) > 2 * se else ""
+            cells.append(f"{mean:+.1f} ± {se:.1f}{star}")
+        print(f"| {row} | {','.join(map(str, common))} | " + " | ".join(cells) + " |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("analysis", choices=("targets", "agreement", "errors"))
+    parser.add_argument("analysis", choices=("targets", "agreement", "errors", "paired"))
     parser.add_argument("--data", type=Path, default=Path("data/synthetic"))
     parser.add_argument("--out", type=Path, default=Path("demo-runs"), help="the demo's --out")
     parser.add_argument("--batch-size", type=int, default=64)
@@ -275,7 +318,8 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=256)
     args = parser.parse_args()
     torch.manual_seed(0)
-    {"targets": targets, "agreement": agreement, "errors": errors}[args.analysis](args)
+    analyses = {"targets": targets, "agreement": agreement, "errors": errors, "paired": paired}
+    analyses[args.analysis](args)
 
 
 if __name__ == "__main__":

@@ -16,17 +16,6 @@ from alignclip_plugins.plugins.softclip.stage import (
 from alignclip_plugins.rois import storage as S
 
 
-def _record(rng, n, dim=S.ROI_DIM):
-    feats = rng.standard_normal((n, dim)).astype(np.float32)
-    conf = rng.random(n)
-    tags = [f"attr{i} thing{i}" for i in range(n)]
-    return feats, conf, tags
-
-
-def _write(tmp_path, samples, k=3, shard="train-000007.tar", dim=S.ROI_DIM):
-    return S.write_sidecar(tmp_path, shard, samples, len(samples), max_rois=k, dim=dim)
-
-
 class _Tokenizer:
     def __call__(self, texts):
         out = torch.zeros(len(texts), 16, dtype=torch.long)
@@ -38,7 +27,10 @@ class _Tokenizer:
 
 def test_sample_stage_pads_rois_and_trims_tag_tokens(tmp_path):
     rng = np.random.default_rng(4)
-    _write(tmp_path, [("a", *_record(rng, 3)), ("b", np.zeros((0, S.ROI_DIM)), [], [])], k=4)
+    feats = rng.standard_normal((3, S.ROI_DIM)).astype(np.float32)
+    tags = ["attr0 thing0", "attr1 thing1", "attr2 thing2"]
+    samples = [("a", feats, rng.random(3), tags), ("b", np.zeros((0, S.ROI_DIM)), [], [])]
+    S.write_sidecar(tmp_path, "train-000007.tar", samples, 2, max_rois=4, dim=S.ROI_DIM)
     stage = RoiSampleStage(str(tmp_path), 2, _Tokenizer())
     url = str(tmp_path / "elsewhere" / "train-000007.tar")
     out = list(stage(iter([{"__key__": "a", "__url__": url}, {"__key__": "b", "__url__": url}])))
