@@ -1,6 +1,6 @@
 """Why the soft-label methods do (not) move the demo's numbers: diagnostics on the embedded data.
 
-Three analyses, each printing Markdown (docs/results.md, section "Why"):
+Four analyses, each printing Markdown (docs/results.md, "Why" and "The comparison"):
 
 ``targets``   Object-IoU targets as the trainer sees them: random training batches, object
               sets from the demo's sidecars (``DATA/objects-vocab``) against the
@@ -110,20 +110,24 @@ def targets(args: argparse.Namespace) -> None:
 
 
 def checkpoints(out: Path) -> dict[str, list[Path]]:
-    """``{row: [last checkpoint of each seed]}`` of the demo's runs under ``out``."""
+    """``{row: [final checkpoint of each seed]}`` of the demo's finished runs under ``out``
+    (a run still training, or stopped, has no checkpoint of its last epoch yet)."""
     runs: dict[str, list[Path]] = {}
     for run in sorted(out.glob("demo__*__seed*")):
-        finals = sorted(run.glob("checkpoints/epoch_*.pt"), key=lambda p: int(p.stem[6:]))
-        if finals:
-            runs.setdefault(run.name.split("__")[1], []).append(finals[-1])
+        if not (run / "recipe.yaml").is_file():
+            continue
+        epochs = option(train_argv(run), "--epochs", "0")
+        final = run / "checkpoints" / f"epoch_{epochs}.pt"
+        if final.is_file():
+            runs.setdefault(run.name.split("__")[1], []).append(final)
     return runs
 
 
-def train_argv(checkpoint: Path) -> list[str]:
+def train_argv(run: Path) -> list[str]:
     """The trainer options the run was started with (its ``recipe.yaml``)."""
     import yaml
 
-    recipe = yaml.safe_load((checkpoint.parents[1] / "recipe.yaml").read_text())
+    recipe = yaml.safe_load((run / "recipe.yaml").read_text())
     return [str(a) for a in recipe["commands"]["train"]]
 
 
@@ -139,7 +143,7 @@ def load_model(checkpoint: Path):
 
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)["state_dict"]
     state = {k.removeprefix("module."): v for k, v in state.items()}
-    argv = train_argv(checkpoint)
+    argv = train_argv(checkpoint.parents[1])
     model = open_clip.create_model(option(argv, "--model", MODEL))
     roi = {k[len("roi_encoder.") :]: v for k, v in state.items() if k.startswith("roi_encoder.")}
     encoder = None
@@ -301,9 +305,11 @@ def paired(args: argparse.Namespace) -> None:
         for col in METRICS:
             d = [100 * (seeds[s][col] - base[s][col]) for s in common]
             mean = statistics.fmean(d)
-            se = statistics.stdev(d) / len(d) ** 0.5 if len(d) > 1 else float("nan")
-            star = "*" if len(d) > 1 and abs(mean) > 2 * se else ""
-            cells.append(f"{mean:+.1f} ± {se:.1f}{star}")
+            if len(d) < 2:  # one seed: no spread to compare with
+                cells.append(f"{mean:+.1f}")
+                continue
+            se = statistics.stdev(d) / len(d) ** 0.5
+            cells.append(f"{mean:+.1f} ± {se:.1f}{'*' if abs(mean) > 2 * se else ''}")
         print(f"| {row} | {','.join(map(str, common))} | " + " | ".join(cells) + " |")
 
 

@@ -153,7 +153,7 @@ class ObjectIouConfig(LossConfig):
     """AlignCLIP's Object-IoU loss (docs/methods.md, "Object-IoU loss").
 
     ``beta``: weight of the normalised object-set IoU in the targets; 0 is the CLIP loss
-    exactly. 0.5 (the papers give no value; docs/results.md has the sweep).
+    exactly. 0.5 (the papers give no value; docs/methods.md records the sweep).
     """
 
     beta: float = option(0.5, range=UNIT, what="Object-IoU target weight")
