@@ -178,16 +178,16 @@ def run_jobs(jobs: list, workers: int) -> list[str]:
     except failures_of as e:
         return [f"preparing {job.plan.label}: {e}"]
     options = argparse.Namespace(prepare_only=False, no_eval=False)
-    threads = None
+    env = None  # the trainers' and evaluations' threads, unless the user set them
     if workers > 1 and "OMP_NUM_THREADS" not in os.environ:
-        threads = str(max(1, (os.cpu_count() or 1) // workers))
+        env = {"OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // workers))}
     slots = list(range(workers))  # a progress-bar line per training running
 
     def one(job) -> str | None:
         slot = slots.pop(0)
         try:
             status = launch.run_job(
-                job, options, done_steps, position=slot if workers > 1 else None
+                job, options, done_steps, position=slot if workers > 1 else None, env=env
             )
         except failures_of as e:
             return f"{job.plan.label} failed: {e}"
@@ -196,14 +196,8 @@ def run_jobs(jobs: list, workers: int) -> list[str]:
         print(f"{job.plan.row} seed {job.plan.seed}: {status}", file=sys.stderr, flush=True)
         return None
 
-    if threads is not None:  # the trainers' and evaluations' environment, for this call only
-        os.environ["OMP_NUM_THREADS"] = threads
-    try:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            return [f for f in pool.map(one, jobs) if f]
-    finally:
-        if threads is not None:
-            del os.environ["OMP_NUM_THREADS"]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return [f for f in pool.map(one, jobs) if f]
 
 
 def render(out: Path, methods: list[str]):

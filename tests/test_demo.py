@@ -87,6 +87,9 @@ def test_the_default_demo_trains_every_method_then_reuses_the_runs(
     assert len(runs) == len(demo.DEFAULT_METHODS)
     for run in runs:
         assert (run / "checkpoints" / "epoch_1.pt").is_file()
+        # two jobs on this machine's cores: the trainer ran with its share of the threads
+        threads = max(1, (os.cpu_count() or 1) // 2)
+        assert f"OMP_NUM_THREADS={threads}" in (run / "launch.log").read_text()
         evals = {p.name for p in (run / "evals").glob("*.json")}
         assert evals == {
             "zeroshot-synthetic.json",

@@ -307,10 +307,15 @@ def _write_stats(job: Job) -> Path:
 
 
 def run_job(
-    job: Job, args: argparse.Namespace, done_steps: set, position: int | None = None
+    job: Job,
+    args: argparse.Namespace,
+    done_steps: set,
+    position: int | None = None,
+    env: dict[str, str] | None = None,
 ) -> str:
     """Prepare, train and evaluate one job; returns a one-line status. ``position``: the
-    progress bar's terminal line when several jobs run at once."""
+    progress bar's terminal line when several jobs run at once; ``env``: variables added to
+    the training and evaluation processes' environment (over the launch config's)."""
     cfg = job.cfg
     launch = cfg["launch"]
     python = python_executable(cfg)
@@ -357,7 +362,7 @@ def run_job(
     if launch["kind"] == "slurm":
         return _submit_slurm(job, train)
 
-    env = launchers.run_env(launch)
+    env = {**launchers.run_env(launch), **(env or {})}
     if not trained:
         argv = launchers.train_argv(launch, python, train, job.run_dir.name)
         samples = job.commands.train[job.commands.train.index("--train-num-samples") + 1]
