@@ -4,7 +4,7 @@
 # Needs: Flickr8k-layout shards in $ALIGNCLIP_DATA_ROOT/flickr8k (or data.source=KAGGLE_DIR to
 # convert); its nouns.txt (vocab parser) or stanza's English models (pos parser).
 # Usage: recipes/mini/flickr8k.sh [OVERRIDES...] [--dry-run]     SMOKE=1 recipes/mini/flickr8k.sh
-#   e.g. model=RN-Tiny-96 schedule.epochs=20 schedule.lr=1e-3 schedule.global_batch=256
+#   e.g. model=ViT-Tiny-96 schedule.epochs=20 schedule.lr=1e-3 schedule.global_batch=256
 #        seeds=[0,1,2,3,4] model.force_image_size=128; one GPU: model=RN50 (224 px)
 # (recipes/lib.sh and docs/mini.md: overrides, data, budgets)
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"

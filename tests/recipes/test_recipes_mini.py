@@ -72,11 +72,11 @@ def test_dry_run_every_row_and_seed_with_the_same_budget(flickr8k, recipe_env, p
     row_flags, row_options = {}, {}
     for label, lines in blocks.items():
         _, row, model, data, seed = label.split(" · ")
-        assert (model, data) == ("ViT-Tiny-96", "flickr8k") and seed in {"seed 0", "seed 1",
+        assert (model, data) == ("RN-Tiny-96", "flickr8k") and seed in {"seed 0", "seed 1",
                                                                           "seed 2"}  # fmt: skip
         train = command(lines, "open_clip_train.main")
         f = flags(train)
-        assert f["--model"].startswith("local-dir:") and f["--model"].endswith("ViT-Tiny-96")
+        assert f["--model"].startswith("local-dir:") and f["--model"].endswith("RN-Tiny-96")
         assert f["--train-data"] == f"{flickr8k}/train-{{000000..000001}}.tar"
         assert f["--train-num-samples"] == "6000"  # from sizes.json
         assert f["--warmup"] == "48"  # 10% of 10 epochs x 48 steps (47 batches, 2 workers)
@@ -98,7 +98,7 @@ def test_dry_run_every_row_and_seed_with_the_same_budget(flickr8k, recipe_env, p
     assert align["--alignclip-domains"] == "0.5,0.5,0" and "--alignclip-descriptions" not in align
     assert soft["--loss"] == "softclip-guidance-mix" and soft["--softclip-gamma"] == "0.0"
     assert "--softclip-rois" not in soft
-    first = "\n".join(blocks["mini/flickr8k · object_iou · ViT-Tiny-96 · flickr8k · seed 0"])
+    first = "\n".join(blocks["mini/flickr8k · object_iou · RN-Tiny-96 · flickr8k · seed 0"])
     parse = flags(command(first.splitlines(), " objects parse "))
     assert parse["--parser"] == "vocab" and parse["--vocabulary"] == str(flickr8k / "nouns.txt")
     assert "train: done" in first or "# prepare flickr8k: train" not in first

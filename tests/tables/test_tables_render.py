@@ -195,7 +195,7 @@ def test_project_table_mean_sd_and_differences_with_standard_errors(tmp_path):
     }
     for row, seeds in values.items():
         for seed, v in enumerate(seeds):
-            fake_run(tmp_path, f"{row}{seed}", table=mini, row=row, model="ViT-Tiny-96",
+            fake_run(tmp_path, f"{row}{seed}", table=mini, row=row, model="RN-Tiny-96",
                      data="flickr8k", seed=seed, epochs=10,
                      evals=retrieval(v, [0.5 - v, 0.2, 0.1]))  # fmt: skip
     md = render_table(
@@ -207,11 +207,11 @@ def test_project_table_mean_sd_and_differences_with_standard_errors(tmp_path):
     assert "| AlignCLIP | 15.0 (+3.0) |" in md and "| AlignCLIP | 15.0 (+3.0) | 15.0" in md
     assert "| SoftCLIP (image/text guidance) | missing |" in md
     assert "* where |difference| > 2 SE > 0 (Label smoothing I→T R@1; " in md
-    assert "Missing (run `recipes/mini/flickr8k.sh`): row `softclip` (ViT-Tiny-96, flickr8k)" in md
+    assert "Missing (run `recipes/mini/flickr8k.sh`): row `softclip` (RN-Tiny-96, flickr8k)" in md
     # the Fig. 6 curve of the same runs: the mean over seeds, per row
     curves = collect(SPECS["mini/flickr8k_logits"], ResultIndex(tmp_path))
     assert curves.curves["CLIP"][0] == pytest.approx(0.5 - 0.12)
-    assert curves.missing == ["row `softclip` (ViT-Tiny-96, flickr8k)"]
+    assert curves.missing == ["row `softclip` (RN-Tiny-96, flickr8k)"]
     out = tmp_path / "tables"
     argv = ["mini/flickr8k", "mini/flickr8k_logits", "--logs", str(tmp_path), "--out", str(out)]
     assert cli.main(argv) == 0
