@@ -26,7 +26,8 @@ from pathlib import Path
 
 import torch
 
-from alignclip_plugins.losses.functional import object_iou_targets
+from alignclip_plugins.batching import pad_ids
+from alignclip_plugins.losses.functional import object_iou_matrix, object_iou_targets
 from alignclip_plugins.objects.sidecar import iter_records, sidecar_files
 
 
@@ -40,16 +41,6 @@ def caption_sets(objects_dir: str | Path) -> list[list[list[str]]]:
     ]
 
 
-def ids(sets: Sequence[Sequence[str]], vocab: dict[str, int]) -> torch.Tensor:
-    """(N, M) object ids padded with -1, as the alignclip stage hands them to the loss."""
-    width = max(1, max(len(s) for s in sets))
-    out = torch.full((len(sets), width), -1, dtype=torch.long)
-    for i, s in enumerate(sets):
-        for j, name in enumerate(dict.fromkeys(s)):
-            out[i, j] = vocab.setdefault(name, len(vocab))
-    return out
-
-
 def target_statistics(
     samples: Sequence[Sequence[Sequence[str]]],
     batch_size: int = 128,
@@ -61,16 +52,17 @@ def target_statistics(
     if batch_size > len(samples):
         raise ValueError(f"--batch-size {batch_size} is larger than the {len(samples)} samples")
     rng, vocab = random.Random(seed), {}
+    off = ~torch.eye(batch_size, dtype=torch.bool)
     overlap, off_mass, sizes, shared = [], [], [], Counter()
     for _ in range(batches):
         chosen = [rng.choice(samples[i]) for i in rng.sample(range(len(samples)), batch_size)]
-        objects = ids(chosen, vocab)
+        # (N, M) ids padded with -1, as the trainer collates them for the loss
+        objects = pad_ids([[vocab.setdefault(name, len(vocab)) for name in s] for s in chosen])
         rows, _ = object_iou_targets(objects, objects, beta=beta)
-        off = ~torch.eye(batch_size, dtype=torch.bool)
-        sets = [frozenset(s) for s in chosen]
-        overlapping = torch.tensor([[bool(a & b) for b in sets] for a in sets]) & off
+        overlapping = (object_iou_matrix(objects, objects) > 0) & off
         overlap.append(overlapping[off].float().mean().item())
         off_mass.append((1 - rows.diagonal()).mean().item())
+        sets = [frozenset(s) for s in chosen]
         sizes += [len(s) for s in sets]
         for i, j in overlapping.nonzero().tolist():
             if i < j:

@@ -42,6 +42,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from alignclip_plugins.batching import pad_ids
+from alignclip_plugins.losses.functional import object_iou_matrix, object_iou_targets
 from alignclip_plugins.model_configs import model_arg
 
 MODEL = model_arg("RN-Demo-64")  # the demo's (recipes/conf/model/demo.yaml)
@@ -62,16 +64,6 @@ def true_objects(sample: dict[str, bytes]) -> frozenset[str]:
     return frozenset(json.loads(sample["json"])["objects"])
 
 
-def iou_matrix(sets: list[frozenset]) -> np.ndarray:
-    n = len(sets)
-    s = np.zeros((n, n))
-    for i in range(n):
-        for j in range(n):
-            union = sets[i] | sets[j]
-            s[i, j] = len(sets[i] & sets[j]) / len(union) if union else 0.0
-    return s
-
-
 def targets(args: argparse.Namespace) -> None:
     from alignclip_plugins.objects.sidecar import iter_sidecar
 
@@ -87,15 +79,16 @@ def targets(args: argparse.Namespace) -> None:
     }
     if not parsed:
         raise SystemExit(f"no object sidecars under {args.data}/objects-vocab: run the demo first")
-    keys, rng, n = sorted(parsed), random.Random(0), args.batch_size
+    keys, rng, n, vocab = sorted(parsed), random.Random(0), args.batch_size, {}
+    off = ~np.eye(n, dtype=bool)
     shares, moved, mismatched, missed = [], [], [], []
     for _ in range(args.batches):
         batch = rng.sample(keys, n)
-        s = iou_matrix([parsed[k] for k in batch])
-        np.fill_diagonal(s, 1.0)  # docs/methods.md, "Object-IoU loss": S_ii = 1
-        off = ~np.eye(n, dtype=bool)
+        objects = pad_ids([[vocab.setdefault(o, len(vocab)) for o in parsed[k]] for k in batch])
+        s = object_iou_matrix(objects, objects).numpy()
         shares.append((s[off] > 0).mean())
-        moved.append(args.beta * (s.sum(1) - 1) / s.sum(1))
+        rows, _ = object_iou_targets(objects, objects, beta=args.beta)
+        moved.append((1 - rows.diagonal()).numpy())
         t = [truth[k] for k in batch]
         pairs = [(i, j) for i in range(n) for j in range(n) if i != j]
         mismatched += [not (t[i] & t[j]) for i, j in pairs if s[i, j] > 0]
