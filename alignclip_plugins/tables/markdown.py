@@ -143,7 +143,12 @@ def render_versus(
     digits, scale = table.digits, table.scale
     base_row = table.row(table.versus)
     versus = " ".join(base_row.label)
-    base = {c.key: measure_cell(index, table, base_row, c, model, data) for c in table.columns}
+    values: dict = {}  # (row id, column key) -> Measured, for the mean_of columns
+    for column in table.columns:
+        values[(base_row.id, column.key)] = measure_cell(
+            index, table, base_row, column, model, data, values
+        )
+    base = {c.key: values[(base_row.id, c.key)] for c in table.columns}
     header = [*table.header, *(c.label for c in table.columns)]
     delta_of = next((c for c in table.columns if c.key == table.delta_column), None)
     if delta_of is not None:
@@ -161,12 +166,14 @@ def render_versus(
         seeds = 0
         delta_cell = "—"
         for column in table.columns:
-            measured = measure_cell(index, table, row, column, model, data)
+            measured = measure_cell(index, table, row, column, model, data, values)
+            values[(row.id, column.key)] = measured
             result.cells += 1
             if measured is None or measured.mean is None:
                 cells.append("missing")
-                cell = _substitute(table.cell(row, column), model, data)
-                missing.append(f"row `{cell['row']}` ({cell['model']}, {cell['data']})")
+                if not column.mean_of:
+                    cell = _substitute(table.cell(row, column), model, data)
+                    missing.append(f"row `{cell['row']}` ({cell['model']}, {cell['data']})")
                 continue
             result.measured += 1
             result.values[(row.id, column.key)] = measured

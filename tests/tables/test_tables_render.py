@@ -219,6 +219,29 @@ def test_project_table_mean_sd_and_differences_with_standard_errors(tmp_path):
     assert "(run `recipes/mini/flickr8k.sh`)" in (out / "mini-flickr8k_logits.md").read_text()
 
 
+def test_a_mean_of_column_is_the_mean_over_columns_per_seed_then_compared(tmp_path):
+    """mini/flickr8k's mean R: the six recalls averaged within each seed, then mean ± SD
+    over seeds and Δ ± SE vs CLIP (not an average of the columns' SDs)."""
+    mini = "mini/flickr8k"
+    # per seed: R@1 = v, R@5 = 3v, R@10 = 5v both ways -> mean R = 3v
+    values = {"clip": (0.01, 0.02, 0.03), "object_iou": (0.03, 0.03, 0.03)}
+    for row, seeds in values.items():
+        for seed, v in enumerate(seeds):
+            metrics = {
+                f"{d}_R@{k}": v * m
+                for d in ("image_to_text", "text_to_image")
+                for k, m in ((1, 1), (5, 3), (10, 5))
+            }
+            fake_run(tmp_path, f"{row}{seed}", table=mini, row=row, model="RN-Tiny-96",
+                     data="flickr8k", seed=seed, epochs=10,
+                     evals={("retrieval", "flickr8k", "flickr8k"): {"metrics": metrics}})  # fmt: skip
+    md = render_table(SPECS[mini], ResultIndex(tmp_path)).markdown
+    assert "| mean R | seeds |" in md
+    # clip 3, 6, 9 -> 6.0 ± 3.0; object_iou 9.0 ± 0.0: +3.0 ± sqrt(9/3 + 0) = 1.7
+    assert "| 6.0 ± 3.0 | 3 |" in md and "| 9.0 ± 0.0 (+3.0 ± 1.7) | 3 |" in md
+    assert "Missing" in md and "mean R" not in md.split("Missing")[1]
+
+
 def test_project_tables_name_real_experiment_rows_and_bench_roles():
     from alignclip_plugins.recipes.conf import shipped_conf_dir
     from alignclip_plugins.recipes.experiment import expand_rows
@@ -235,7 +258,7 @@ def test_project_tables_name_real_experiment_rows_and_bench_roles():
                       spec.defaults["metric"]) for s in spec.series]  # fmt: skip
         else:
             cells = [tuple(spec.cell(r, c)[k] for k in ("row", "model", "data", "metric"))
-                     for r in spec.rows for c in spec.columns]  # fmt: skip
+                     for r in spec.rows for c in spec.columns if not c.mean_of]  # fmt: skip
             assert spec.versus in {r.id for r in spec.rows}
         for row, model, data, metric in cells:
             assert row in names and model in raw["grid"]["model"] and data in raw["grid"]["data"]
