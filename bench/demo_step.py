@@ -29,21 +29,17 @@ from pathlib import Path
 
 import torch
 
+from alignclip_plugins.model_configs import model_arg
 from alignclip_plugins.synthetic import SynthConfig, generate, load_manifest
 
-DEMO_MODEL = "local-dir:" + str(
-    Path(__file__).resolve().parents[1] / "alignclip_plugins" / "model_configs" / "RN-Demo-64"
-)
+DEMO_MODEL = model_arg("RN-Demo-64")  # the demo's (recipes/conf/model/demo.yaml)
 
 
-def cpu_ms(fn, repeat: int = 1) -> float:
-    """CPU milliseconds of one call of ``fn`` (the median of ``repeat`` calls)."""
-    times = []
-    for _ in range(repeat):
-        start = time.process_time()
-        fn()
-        times.append(1e3 * (time.process_time() - start))
-    return statistics.median(times)
+def cpu_ms(fn) -> float:
+    """CPU milliseconds of one call of ``fn``."""
+    start = time.process_time()
+    fn()
+    return 1e3 * (time.process_time() - start)
 
 
 def read_samples(data: Path, n: int) -> tuple[list[dict], float]:

@@ -29,20 +29,18 @@ from pathlib import Path
 
 import torch
 
-from alignclip_plugins.captions.choice import caption_lines
 from alignclip_plugins.evaluation.checkpoint import load_model, read_run_params
+from alignclip_plugins.evaluation.datasets import WEBDATASET, open_captioned
 from alignclip_plugins.evaluation.encoder import Encoder
 from alignclip_plugins.evaluation.retrieval import Embeddings, embed
-from alignclip_plugins.evaluation.shards import as_text, iterate_batches
 from alignclip_plugins.losses.functional import softclip_target_log_rows
 
 
-def embed_val(model, preprocess, tokenizer, data: str, batch_size: int = 256) -> Embeddings:
-    """Every image and caption of the ``txt``-captioned shards ``data``, embedded on CPU."""
-    batches = (
-        (images, [caption_lines(as_text(text)) for (text,) in rows])
-        for images, rows in iterate_batches(data, preprocess, ("txt",), batch_size)
-    )
+def embed_val(model, preprocess, tokenizer, data: str, label: str) -> Embeddings:
+    """Every image and caption of the ``txt``-captioned shards ``data``, embedded on CPU
+    (as ``alignclip eval retrieval`` reads them)."""
+    source = open_captioned(data, WEBDATASET)
+    batches = source.batches(preprocess, batch_size=256, workers=1, desc=f"{source.slug} {label}")
     return embed(Encoder(model.eval(), tokenizer, "cpu", amp=False), batches)
 
 
@@ -82,7 +80,7 @@ def guidance_statistics(
     return {d: {k: statistics.fmean(v) for k, v in s.items()} for d, s in out.items()}
 
 
-def _row(label: str, scale: float, beta: float, stats: dict, batch_size: int) -> str:
+def _row(label: str, scale: float, beta: float, stats: dict) -> str:
     i, t = stats["image"], stats["text"]
     return (
         f"| {label} | {scale:.1f} | {beta} | {100 * i['off_diagonal']:.1f}% "
@@ -122,10 +120,10 @@ def main() -> None:
         models.append((loaded.label, loaded.model, loaded.preprocess, loaded.tokenizer))
     try:
         for label, model, preprocess, tokenizer in models:
-            emb = embed_val(model, preprocess, tokenizer, args.data)
+            emb = embed_val(model, preprocess, tokenizer, args.data, label)
             scale = model.logit_scale.exp().item()
             stats = guidance_statistics(emb, scale, beta, args.batch_size, args.batches, args.seed)
-            print(_row(label, scale, beta, stats, args.batch_size), flush=True)
+            print(_row(label, scale, beta, stats), flush=True)
     except ValueError as e:
         raise SystemExit(f"error: {e}") from None
     print(f"\nuniform off-diagonal part: top entry {100 * uniform:.1f}%")
