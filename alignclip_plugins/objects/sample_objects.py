@@ -13,8 +13,9 @@ the command that rewrites it.
 
 It scales to CC3M-sized datasets: a sidecar is read only when a sample of its shard
 arrives, and only the sidecars of the shards currently in the shuffle buffer are kept
-(least recently used evicted beyond ``max_cached_samples`` entries), so a loader worker
-never holds the whole dataset's object sets.
+(:class:`~alignclip_plugins.io.shard_cache.ShardCache`: least recently used evicted beyond
+``max_cached_samples`` entries), so a loader worker never holds the whole dataset's object
+sets.
 """
 
 from __future__ import annotations
@@ -22,10 +23,11 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
+from alignclip_plugins.io.shard_cache import DEFAULT_MAX_CACHED_SAMPLES, ShardCache
 from alignclip_plugins.io.shards import shard_stem
 from alignclip_plugins.keyed_draws import PassEpochs
 from alignclip_plugins.objects.run import CONFIG_FILE as PARSE_CONFIG_FILE
@@ -33,8 +35,10 @@ from alignclip_plugins.objects.sidecar import SIDECAR_SUFFIX, iter_records, side
 
 log = logging.getLogger(__name__)
 
-# Enough for the shards a shuffle buffer of upstream's size (5,000 samples) spans.
-DEFAULT_MAX_CACHED_SAMPLES = 200_000
+
+def _covered(objects: dict | None) -> int:
+    """Samples a shard's cached object sets cover (no sidecar: none)."""
+    return len(objects or ())
 
 
 class SidecarIndex:
@@ -195,32 +199,25 @@ class AttachObjectIds:
         self.ids = dict(ids)
         self.allow_missing = allow_missing
         self.epochs = PassEpochs(epoch)
-        self.max_cached_samples = max_cached_samples
-        self._cache: OrderedDict[str, dict[str, tuple[int, ...]] | None] = OrderedDict()
-        self._cached_samples = 0
+        self._cache: ShardCache[dict[str, tuple[int, ...]] | None] = ShardCache(
+            self._read_shard, _covered, max_cached_samples
+        )
         self.stats: Counter[str] = Counter()
         self.dropped: Counter[str] = Counter()
 
     def shard_objects(self, url: str) -> dict[str, tuple[int, ...]] | None:
         """The object ids by key of shard ``url`` (None: no sidecar, ``allow_missing``)."""
-        if url in self._cache:
-            self._cache.move_to_end(url)
-            return self._cache[url]
+        return self._cache.get(url)
+
+    def _read_shard(self, url: str) -> dict[str, tuple[int, ...]] | None:
         path = self.index.path_for(url)
         if path is None:
             if not self.allow_missing:
                 raise FileNotFoundError(missing_sidecars_message([url], self.index.locations))
             log.warning("shard %s has no object sidecar; its samples get empty object sets", url)
-            objects = None
-        else:
-            objects = load_shard_objects(path, self.ids, self.dropped)
-            self.stats["sidecar_reads"] += 1
-        self._cache[url] = objects
-        self._cached_samples += len(objects or ())
-        while len(self._cache) > 1 and self._cached_samples > self.max_cached_samples:
-            _, old = self._cache.popitem(last=False)
-            self._cached_samples -= len(old or ())
-        return objects
+            return None
+        self.stats["sidecar_reads"] += 1
+        return load_shard_objects(path, self.ids, self.dropped)
 
     def __call__(self, src: Iterable[dict]) -> Iterator[dict]:
         epoch = self.epochs.next()

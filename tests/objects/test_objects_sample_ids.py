@@ -108,7 +108,7 @@ def test_stage_cache_is_bounded(tmp_path):
     interleaved = [s for j in range(10) for i in range(4) for s in samples(f"s{i}", [f"{i}-{j}"])]
     out = list(stage(iter(interleaved)))
     assert all(s["image_objects"] == (0,) for s in out)
-    assert len(stage._cache) == 1 and stage._cached_samples <= 15  # one 10-sample shard
+    assert len(stage._cache) == 1 and stage._cache.samples <= 15  # one 10-sample shard
     assert stage.stats["sidecar_reads"] == 40  # thrashes, but stays correct
     big = AttachObjectIds(SidecarIndex([root]), IDS, max_cached_samples=40)
     list(big(iter(interleaved)))

@@ -11,7 +11,10 @@ shard's sidecar (:mod:`alignclip_plugins.rois.storage`) and adds
 
 The collators pad ``tag_text`` to the longest sentence of the batch only: tags are short,
 and the text tower then runs on those L positions (:mod:`alignclip_plugins.models.text_trim`).
-Each loader worker memory-maps the sidecars of the shards it reads (a few at a time).
+Each loader worker memory-maps the sidecars of the shards it reads and keeps those of the
+shards in upstream's shuffle buffer open (:mod:`alignclip_plugins.io.shard_cache`; opening a
+sidecar parses its ``samples.jsonl``, so a cache of a few shards re-opened one for nearly
+every sample: a third of a demo SoftCLIP run's loader time).
 
 A damaged sidecar (a truncated array file, a bad ``samples.jsonl`` line, a sample without
 a row) stops training with an error naming the file, line and key. A sample whose stored
@@ -24,17 +27,16 @@ non-finite reaches a batch; ``alignclip rois check`` lists every such sample bef
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
 
+from alignclip_plugins.io.shard_cache import DEFAULT_MAX_CACHED_SAMPLES, ShardCache
 from alignclip_plugins.rois.storage import ROI_DIM, NonFiniteRois, SidecarReader, sidecar_path
 
 log = logging.getLogger(__name__)
 
-OPEN_SIDECARS = 4  # per worker; shards are read one after another
 LOGGED_SKIPS = 5  # non-finite samples logged one by one per pass (then only counted)
 
 
@@ -115,29 +117,26 @@ class RoiSampleStage:
         *,
         dim: int = ROI_DIM,
         pad_id: int | None = None,
+        max_cached_samples: int = DEFAULT_MAX_CACHED_SAMPLES,
     ) -> None:
         self.root, self.max_rois, self.tokenizer, self.dim = root, int(max_rois), tokenizer, dim
         self.pad_id = pad_id_of(tokenizer) if pad_id is None else int(pad_id)
         self.tags = TagTokenizer(tokenizer, self.pad_id)
-        self._readers: OrderedDict[str, SidecarReader] = OrderedDict()
+        self._readers: ShardCache[SidecarReader] = ShardCache(self._open, len, max_cached_samples)
         self.nonfinite: list[str] = []  # "key of shard" of this pass's skipped samples
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
-        state["_readers"] = OrderedDict()  # memory maps are opened per process
+        state["_readers"] = ShardCache(self._open, len, self._readers.max_samples)
         state["nonfinite"] = []
         return state
 
+    def _open(self, url: str) -> SidecarReader:
+        return SidecarReader(sidecar_path(self.root, url), dim=self.dim)
+
     def reader(self, url: str) -> SidecarReader:
-        reader = self._readers.get(url)
-        if reader is None:
-            reader = SidecarReader(sidecar_path(self.root, url), dim=self.dim)
-            self._readers[url] = reader
-            while len(self._readers) > OPEN_SIDECARS:
-                self._readers.popitem(last=False)
-        else:
-            self._readers.move_to_end(url)
-        return reader
+        """The open sidecar of shard ``url``."""
+        return self._readers.get(url)
 
     def fields(self, key: str, url: str) -> dict:
         """The three fields of sample ``key`` of shard ``url`` (no ROIs if they are not finite)."""

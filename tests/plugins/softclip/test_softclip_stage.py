@@ -42,7 +42,24 @@ def test_sample_stage_pads_rois_and_trims_tag_tokens(tmp_path):
     assert out[1]["tag_text"].tolist() == [49406, 49407]  # empty tag sentence
     batch = PadTokens(0)([o["tag_text"] for o in out])
     assert batch.shape == (2, len(out[0]["tag_text"])) and batch[1, 2:].eq(0).all()
-    assert pickle.loads(pickle.dumps(stage))._readers == {}  # workers open their own maps
+    assert len(pickle.loads(pickle.dumps(stage))._readers) == 0  # workers open their own maps
+
+
+def test_shuffled_shards_open_each_sidecar_once(tmp_path):
+    # upstream shuffles samples before the stage: a worker sees its shards interleaved
+    rng = np.random.default_rng(0)
+    shards = [f"train-{i:06d}.tar" for i in range(6)]
+    for i, shard in enumerate(shards):
+        samples = [
+            (f"{i}-{j}", rng.standard_normal((1, S.ROI_DIM)), [0.9], [f"attr thing{i}"])
+            for j in range(3)
+        ]
+        S.write_sidecar(tmp_path, shard, samples, 3, max_rois=2, dim=S.ROI_DIM)
+    stage = RoiSampleStage(str(tmp_path), 2, _Tokenizer())
+    stream = [{"__key__": f"{i}-{j}", "__url__": shards[i]} for j in range(3) for i in range(6)]
+    out = list(stage(iter(stream)))
+    assert [o["roi_mask"].sum().item() for o in out] == [1] * 18
+    assert stage._readers.reads == 6
 
 
 def test_cached_tag_tokens_equal_the_tokenizers_own():
