@@ -12,12 +12,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import torch
-from tqdm import tqdm
 
-from alignclip_plugins.captions.choice import caption_lines
 from alignclip_plugins.evaluation.encoder import Encoder
 from alignclip_plugins.evaluation.metrics import best_positive_rank
-from alignclip_plugins.evaluation.shards import as_text, iterate_batches
 from alignclip_plugins.evaluation.sources import unpack
 
 
@@ -102,21 +99,3 @@ def recall_metrics(
     out = {f"image_to_text_R@{k}": (i2t < k).float().mean().item() for k in ks}
     out.update({f"text_to_image_R@{k}": (t2i < k).float().mean().item() for k in ks})
     return out
-
-
-@torch.no_grad()
-def evaluate(
-    model, preprocess, tokenizer, urls, *, device="cpu", batch_size: int = 256, ks=(1, 5, 10)
-) -> dict[str, float]:
-    """``image_to_text_R@k`` and ``text_to_image_R@k`` in [0, 1] of webdataset shards.
-
-    A sample's ``txt`` member may hold several captions, one per line; each is a query.
-    """
-    batches = (
-        (images, [caption_lines(as_text(text)) for (text,) in rows])
-        for images, rows in tqdm(
-            iterate_batches(urls, preprocess, ("txt",), batch_size), desc="retrieval", unit="batch"
-        )
-    )
-    emb = embed(Encoder(model, tokenizer, device, amp=False), batches)
-    return recall_metrics(emb, ks)

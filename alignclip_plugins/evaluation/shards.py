@@ -13,12 +13,9 @@ import io
 import os
 from collections.abc import Iterator
 
-import torch
 from PIL import Image
 
 from alignclip_plugins.io.shards import read_error_message
-
-IMAGE_KEYS = "png;jpg;jpeg;webp"
 
 
 class EvalDataError(ValueError):
@@ -63,51 +60,3 @@ def image_error(error: Exception) -> str:
     """``Type: reason`` of an image decoding error, without PIL's stream repr."""
     reason = str(error).split(" <_io.", 1)[0].strip()
     return f"{type(error).__name__}: {reason}" if reason else type(error).__name__
-
-
-def iterate_batches(
-    urls: str | list[str], preprocess, fields: tuple[str, ...], batch_size: int = 256
-) -> Iterator[tuple[torch.Tensor, list[tuple]]]:
-    """Yield ``(images (B, 3, H, W), [(field values of each sample), ...])`` in shard order.
-
-    ``fields`` are webdataset member extensions (``"cls"``, ``"txt"``) or ``"__key__"``.
-    A sample lacking one of them, an undecodable image or an unreadable shard stops with an
-    :class:`EvalDataError` naming the sample and its shard.
-    """
-    from alignclip_plugins.io.shards import expand_patterns
-
-    images: list[torch.Tensor] = []
-    rows: list[tuple] = []
-    n = 0
-    for url in expand_patterns(urls):
-        for sample in read_shard(url):
-            n += 1
-            key = sample.get("__key__")
-            image_key = next((k for k in IMAGE_KEYS.split(";") if k in sample), None)
-            missing = [f for f in fields if f not in sample] + ([] if image_key else ["image"])
-            if missing:
-                raise EvalDataError(
-                    f"sample {key!r} of {url} lacks {missing}; expected members {IMAGE_KEYS} "
-                    f"and {', '.join(fields)}"
-                )
-            image = open_image(sample[image_key], f"{key!r} of {url}")
-            images.append(preprocess(image.convert("RGB")))
-            rows.append(tuple(sample[f] for f in fields))
-            if len(images) == batch_size:
-                yield torch.stack(images), rows
-                images, rows = [], []
-    if images:
-        yield torch.stack(images), rows
-    if n == 0:
-        raise EvalDataError(f"no samples in {urls}")
-
-
-def as_int(value) -> int:
-    """A ``.cls`` member (int, bytes or str) as an int."""
-    if isinstance(value, bytes):
-        value = value.decode()
-    return int(value)
-
-
-def as_text(value) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

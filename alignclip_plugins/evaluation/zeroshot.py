@@ -9,7 +9,6 @@ from tqdm import tqdm
 
 from alignclip_plugins.evaluation.encoder import Encoder
 from alignclip_plugins.evaluation.metrics import mean_per_class_recall, topk_correct
-from alignclip_plugins.evaluation.shards import as_int, iterate_batches
 from alignclip_plugins.evaluation.sources import unpack
 
 # Plain prompt templates; open_clip's OPENAI_IMAGENET_TEMPLATES suit photographs better.
@@ -87,41 +86,3 @@ def evaluate_batches(
         value = torch.tensor(list(values), device=label.device)
         out[f"{name}_top1"] = (value[pred] == value[label]).float().mean().item()
     return out
-
-
-@torch.no_grad()
-def evaluate(
-    model,
-    preprocess,
-    tokenizer,
-    urls: str | list[str],
-    classnames: Sequence[str],
-    *,
-    templates: Sequence[str] = SIMPLE_TEMPLATES,
-    prompts: Sequence[Sequence[str]] | None = None,
-    tail: Sequence[bool] | None = None,
-    attributes: Mapping[str, Sequence[int]] | None = None,
-    device="cpu",
-    batch_size: int = 256,
-) -> dict[str, float]:
-    """``top1``, ``top5`` (and ``tail_top1`` when ``tail`` marks tail classes), in [0, 1], of
-    labelled webdataset shards (``cls`` members).
-
-    Each class's prototype comes from ``prompts[c]`` when given (see
-    :mod:`alignclip_plugins.evaluation.prototypes`), else from ``templates``.
-    """
-    if prompts is None:
-        prompts = [[t.format(c) for t in templates] for c in classnames]
-    if len(prompts) != len(classnames):
-        raise ValueError(f"{len(prompts)} prompt lists for {len(classnames)} classes")
-    classifier = text_prototypes(model, tokenizer, prompts, device)
-    batches = (
-        (images, [as_int(r[0]) for r in rows])
-        for images, rows in tqdm(
-            iterate_batches(urls, preprocess, ("cls",), batch_size), desc="zero-shot", unit="batch"
-        )
-    )
-    encoder = Encoder(model, tokenizer, device, amp=False)
-    return evaluate_batches(
-        encoder, classifier, batches, tail=tail, attributes=attributes, where=str(urls)
-    )
