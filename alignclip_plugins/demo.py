@@ -7,10 +7,9 @@ recipe launcher: it generates the embedded data if absent, prepares what each me
 (object sidecars, ROI features), trains every method with ``python -m open_clip_train.main``,
 evaluates it (``alignclip eval``) and prints the ``demo`` table of ``alignclip tables`` with
 its bar chart. Finished runs and evaluations are reused on a rerun; an interrupted run
-resumes from its last epoch. Trainings run ``--jobs`` at a time, the costliest first, each
-with its share of the CPU threads: the demo's tiny models use one core far better than two
-(on 2 cores, two one-thread trainings give about 1.7x the samples/s of one two-thread
-training; three one-thread trainings on 2 cores are slower than two, docs/benchmarks.md).
+resumes from its last epoch. Trainings run ``--jobs`` at a time, each with its share of the
+CPU threads: the demo's tiny models use one core far better than two (on 2 cores, two
+one-thread trainings give about 1.7x the samples/s of one two-thread training).
 """
 
 from __future__ import annotations
@@ -160,23 +159,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return args
 
 
-def longest_first(jobs: list) -> list:
-    """``jobs`` in the order to start them: the costlier trainings first, so that the last
-    one to start is short (2 lanes and 5 rows: the fifth runs alone at the end, with a core
-    half idle). A method that reads ROI features (SoftCLIP's rows) also runs its ROI encoder
-    and a tag sentence per sample through the text tower: its step costs about 1.3x hard
-    CLIP's (docs/benchmarks.md); every other row costs about the same. Stable otherwise."""
-
-    def reads_rois(job) -> bool:
-        return "rois" in (job.cfg.get("method", {}).get("needs") or [])
-
-    return sorted(jobs, key=lambda job: not reads_rois(job))
-
-
 def run_jobs(jobs: list, workers: int) -> list[str]:
     """Prepare every job's data (once, in order), then train and evaluate ``workers`` jobs at
-    a time, the costliest first (:func:`longest_first`); returns the failures (empty when
-    every job finished)."""
+    a time; returns the failures (empty when every job finished)."""
     from alignclip_plugins.recipes import launch
 
     failures_of = (
@@ -212,7 +197,7 @@ def run_jobs(jobs: list, workers: int) -> list[str]:
         return None
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        return [f for f in pool.map(one, longest_first(jobs)) if f]
+        return [f for f in pool.map(one, jobs) if f]
 
 
 def render(out: Path, methods: list[str]):

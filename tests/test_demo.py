@@ -1,7 +1,6 @@
 """``alignclip demo``: the demo experiment's rows, its overrides, its dry run, and the
 default demo end to end at a tiny budget."""
 
-import argparse
 import json
 import os
 import shutil
@@ -61,24 +60,6 @@ def test_dry_run_prints_every_command_with_the_demo_budget(tmp_path, capsys):
     assert "--attributes" in printed and "--prototypes descriptions" in printed
     assert "--plugins softclip" in printed and "--plugins alignclip" in printed
     assert not out.exists()
-
-
-def test_trainings_that_read_roi_features_start_first(tmp_path):
-    from alignclip_plugins.recipes import launch
-
-    args = demo.parse_args(["--out", str(tmp_path / "o"), "--data", str(tmp_path / "d"),
-                            "--methods", "clip,softclip_soft,label_smoothing,softclip",
-                            "--seeds", "0,1"])  # fmt: skip
-    jobs = launch.plan_jobs(
-        argparse.Namespace(
-            rows=",".join(args.methods), config_dir=None, overrides=demo.overrides(args)
-        )
-    )
-    order = [(j.plan.row, j.plan.seed) for j in demo.longest_first(jobs)]
-    assert order == [
-        ("softclip", 0), ("softclip", 1), ("softclip_soft", 0), ("softclip_soft", 1),
-        ("clip", 0), ("clip", 1), ("label_smoothing", 0), ("label_smoothing", 1),
-    ]  # fmt: skip
 
 
 @pytest.mark.slow
