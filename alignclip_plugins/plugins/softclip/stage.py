@@ -13,8 +13,8 @@ The collators pad ``tag_text`` to the longest sentence of the batch only: tags a
 and the text tower then runs on those L positions (:mod:`alignclip_plugins.models.text_trim`).
 Each loader worker memory-maps the sidecars of the shards it reads and keeps those of the
 shards in upstream's shuffle buffer open (:mod:`alignclip_plugins.io.shard_cache`; opening a
-sidecar parses its ``samples.jsonl``, so a cache of a few shards re-opened one for nearly
-every sample: a third of a demo SoftCLIP run's loader time).
+sidecar parses its ``samples.jsonl``; a cache of 4 shards re-opened one for nearly every
+sample of the demo, about 5% of a SoftCLIP run's CPU).
 
 A damaged sidecar (a truncated array file, a bad ``samples.jsonl`` line, a sample without
 a row) stops training with an error naming the file, line and key. A sample whose stored
