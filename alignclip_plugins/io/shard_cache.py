@@ -54,7 +54,3 @@ class ShardCache(Generic[V]):
             _, old = self._values.popitem(last=False)
             self.samples -= self.size(old)
         return value
-
-    def clear(self) -> None:
-        self._values.clear()
-        self.samples = 0
