@@ -56,7 +56,10 @@ def test_dry_run_prints_every_command_with_the_demo_budget(tmp_path, capsys):
             and f"--epochs {schedule['epochs']}" in line
             and "--batch-size 64" in line
         )
-    assert printed.count("alignclip_plugins eval zeroshot") == 2 * len(demo.DEFAULT_METHODS)
+    # each run's three evaluations in one process
+    assert printed.count("alignclip_plugins eval zeroshot") == len(demo.DEFAULT_METHODS)
+    assert printed.count(" --then zeroshot ") == len(demo.DEFAULT_METHODS)
+    assert printed.count(" --then retrieval ") == len(demo.DEFAULT_METHODS)
     assert "--attributes" in printed and "--prototypes descriptions" in printed
     assert "--plugins softclip" in printed and "--plugins alignclip" in printed
     assert not out.exists()

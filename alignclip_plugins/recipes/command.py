@@ -3,7 +3,8 @@
 Plugin options are written in the method config as ``name_with_underscores: value`` and
 become ``--name-with-underscores value``; ``true`` / ``false`` become ``--name`` /
 ``--no-name`` (the plugins' boolean options are ``BooleanOptionalAction``), lists are
-comma-joined, ``null`` leaves the option out (the plugin's default applies).
+comma-joined, ``null`` leaves the option out (the plugin's default applies). A run's
+evaluations run as one ``alignclip eval A ... --then B ...`` process (:func:`eval_processes`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from alignclip_plugins.io.shards import expand_globs
 from alignclip_plugins.recipes.datasets import TrainData
 
 CAPTIONS_PLUGIN = "captions"  # one caption per sample of multi-caption data (data.caption_choice)
+EVAL_MODULE = ["-m", "alignclip_plugins", "eval"]  # after the interpreter: alignclip eval
 
 
 @dataclass
@@ -33,6 +35,18 @@ class EvalStep:
     result: Path  # the file alignclip eval writes
     during_training: bool = False
     unavailable: str | None = None  # why this role cannot be evaluated in this bench
+
+
+@dataclass
+class EvalProcess:
+    """One evaluation process of a run: the steps it computes and its command line."""
+
+    steps: list[EvalStep]
+    argv: list[str]
+
+    @property
+    def desc(self) -> str:
+        return "eval " + ", ".join(s.role for s in self.steps)
 
 
 @dataclass
@@ -260,7 +274,7 @@ def eval_steps(cfg: dict, name: str) -> list[EvalStep]:
             continue
         task, dataset = str(role["task"]), str(role["dataset"])
         argv = [
-            python, "-m", "alignclip_plugins", "eval", task,
+            python, *EVAL_MODULE, task,
             "--checkpoint", str(checkpoint),
             "--model", str(cfg["model"]["arg"]),
             "--data", expand_globs(str(role["data"])),
@@ -286,3 +300,28 @@ def eval_steps(cfg: dict, name: str) -> list[EvalStep]:
             )
         )
     return steps
+
+
+def eval_processes(steps: Sequence[EvalStep]) -> list[EvalProcess]:
+    """The processes that compute ``steps`` (each with an ``argv``): the ``alignclip eval``
+    commands of one interpreter joined into one (``PYTHON -m alignclip_plugins eval A ...
+    --then B ...``: torch and open_clip imported once), any other command on its own; in the
+    order of the steps' first appearance."""
+    from alignclip_plugins.evaluation.cli import THEN
+
+    head = len(EVAL_MODULE) + 1
+    processes: list[EvalProcess] = []
+    joined: dict[tuple[str, ...], EvalProcess] = {}
+    for step in steps:
+        argv = list(step.argv or [])
+        if len(argv) <= head or argv[1:head] != EVAL_MODULE:
+            processes.append(EvalProcess([step], argv))
+            continue
+        prefix = tuple(argv[:head])
+        if prefix in joined:
+            joined[prefix].steps.append(step)
+            joined[prefix].argv += [THEN, *argv[head:]]
+        else:
+            joined[prefix] = EvalProcess([step], argv)
+            processes.append(joined[prefix])
+    return processes

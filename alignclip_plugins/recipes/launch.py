@@ -27,8 +27,10 @@ from pathlib import Path
 from alignclip_plugins.io.atomic import atomic_write_text
 from alignclip_plugins.recipes import availability, launchers, prepare, runs
 from alignclip_plugins.recipes.command import (
+    EvalStep,
     RunCommands,
     checkpoint_path,
+    eval_processes,
     eval_steps,
     launch_problems,
     python_executable,
@@ -162,6 +164,11 @@ def _eval_needed(job: Job, step) -> bool:
     return not runs.eval_done(step.result, checkpoint)
 
 
+def _needed_evals(job: Job) -> list[EvalStep]:
+    """The evaluations a launch still runs (available, not done by the trainer or before)."""
+    return [s for s in job.commands.evals if not s.unavailable and _eval_needed(job, s)]
+
+
 # ---- printing ------------------------------------------------------------------------
 
 
@@ -222,15 +229,20 @@ def print_jobs(jobs: list[Job], out=None) -> None:
         except launchers.LaunchError:
             continue  # listed among the problems above
         print(done + launchers.shell_line(argv, env), file=out)
+        needed = _needed_evals(job)
         for step in commands.evals:
             if step.unavailable:
                 continue
             if step.during_training:
                 print(
-                    f"# {step.role}: by the trainer when --imagenet-val is given, else:", file=out
+                    f"# {step.role}: by the trainer when --imagenet-val is given, else by "
+                    "alignclip eval:",
+                    file=out,
                 )
-            done = "" if _eval_needed(job, step) else "# (done) "
-            print(done + launchers.shell_line(step.argv, env), file=out)
+            if step not in needed:
+                print("# (done) " + launchers.shell_line(step.argv, env), file=out)
+        for process in eval_processes(needed):
+            print(launchers.shell_line(process.argv, env), file=out)
 
 
 # ---- running -------------------------------------------------------------------------
@@ -242,7 +254,7 @@ def _slurm_script(job: Job, train: list[str]) -> str:
     path = launchers.template_path(launch, shipped_conf_dir())
     python = python_executable(cfg)
     train_cmd = None if _trained(job) else [python, "-u", *launchers.TRAINER, *train]
-    evals = [s.argv for s in job.commands.evals if not s.unavailable and _eval_needed(job, s)]
+    evals = [p.argv for p in eval_processes(_needed_evals(job))]
     return launchers.sbatch_script(
         launch,
         path.read_text(encoding="utf-8"),
@@ -384,13 +396,10 @@ def run_job(
         return "trained"
     if launch["kind"] == "torchrun" and int(launch.get("node_rank", 0)) != 0:
         return "trained (evaluations run on node 0)"
-    evaluated = 0
-    for step in job.commands.evals:
-        if _eval_needed(job, step):
-            launchers.run_process(
-                step.argv, job.run_dir / "launch.log", env=env, desc=f"eval {step.role}"
-            )
-            evaluated += 1
+    needed = _needed_evals(job)
+    for process in eval_processes(needed):  # one process for all alignclip eval tasks
+        launchers.run_process(process.argv, job.run_dir / "launch.log", env=env, desc=process.desc)
+    evaluated = len(needed)
     if not trained:
         return f"trained, {evaluated} evaluation(s)"
     return f"already trained, {evaluated} evaluation(s)" if evaluated else "already done"
@@ -402,8 +411,7 @@ def _submit_slurm(job: Job, train: list[str]) -> str:
         previous = json.loads(state.read_text()).get("job_id")
         if previous and launchers.job_active(previous):
             return f"SLURM job {previous} is still queued or running"
-    evals_left = [s for s in job.commands.evals if _eval_needed(job, s)]
-    if _trained(job) and not evals_left:
+    if _trained(job) and not _needed_evals(job):
         return "trained and evaluated"
     script = _slurm_script(job, train)
     path = job.run_dir / "slurm.sbatch"

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from alignclip_plugins.evaluation.cli import THEN, split_parts
 from alignclip_plugins.recipes import launch
 from alignclip_plugins.recipes.conf import experiments
 
@@ -206,8 +207,18 @@ EXPECTED = {
 }
 
 
+def eval_lines(line: str) -> list[str]:
+    """A printed line; a joined ``... eval A ... --then B ...`` as one line per task."""
+    argv = shlex.split(line) if f" {THEN} " in line else []
+    if not argv:
+        return [line]
+    head = argv.index("eval") + 1
+    return [shlex.join(argv[:head] + part) for part in split_parts(argv[head:])]
+
+
 def dry_run(*args: str) -> dict[str, list[str]]:
-    """The launcher's dry-run output per run: ``{label: lines}``."""
+    """The launcher's dry-run output per run: ``{label: lines}``, a joined evaluation command
+    as one line per task (:func:`eval_lines`)."""
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         assert launch.main([*args, "--dry-run"]) == 0
@@ -218,7 +229,7 @@ def dry_run(*args: str) -> dict[str, list[str]]:
             current = line[2:]
             blocks[current] = []
         elif current is not None and line:
-            blocks[current].append(line)
+            blocks[current] += eval_lines(line)
     return blocks
 
 

@@ -1,4 +1,5 @@
-"""Launching: refusing what is not installed, reuse / resume / conflicts, SLURM, statistics."""
+"""Launching: refusing what is not installed, reuse / resume / conflicts, SLURM, statistics,
+a run's evaluations in one process."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from alignclip_plugins.evaluation.cli import THEN, parse_parts
 from alignclip_plugins.recipes import launch, launchers, runs
+from alignclip_plugins.recipes.command import EvalStep, checkpoint_path, eval_processes
 from alignclip_plugins.recipes.conf import Composer
 from alignclip_plugins.recipes.experiment import plan_runs
 
@@ -211,3 +214,78 @@ def test_launch_settings_that_cannot_work_are_refused_up_front(recipe_env, capsy
     assert "global batch 2048 does not split over 3 processes" in err
     assert launch.main(["experiment=softclip/table4", "launch.nproc=2"]) == 2
     assert "launch=local runs one process" in capsys.readouterr().err
+
+
+# the demo's clip row on SMALL's data: three evaluations (zeroshot, zeroshot_desc, retrieval)
+DEMO = ["experiment=demo", "--rows", "clip", *(o for o in SMALL if not o.startswith("bench="))]
+
+
+def test_a_runs_evaluations_run_in_one_process_without_those_done(recipe_env, monkeypatch, capsys):
+    args = launch.parse_args(DEMO)
+    (job,) = launch.plan_jobs(args)
+    checkpoint = checkpoint_path(job.cfg, job.run_dir.name)
+    calls = []
+
+    def run_process(argv, log_path, *, env=None, desc="", total=None, position=None):
+        calls.append((list(argv), desc))
+        if "open_clip_train.main" in argv:  # the training writes its last checkpoint
+            checkpoint.parent.mkdir(parents=True, exist_ok=True)
+            checkpoint.write_bytes(b"")
+
+    monkeypatch.setattr(launchers, "run_process", run_process)
+    assert launch.run_job(job, args, set()) == "trained, 3 evaluation(s)"
+    zeroshot, desc, retrieval = job.commands.evals
+    assert zeroshot.argv[1:4] == ["-m", "alignclip_plugins", "eval"]
+    assert [c[1] for c in calls] == [job.plan.label, "eval zeroshot, zeroshot_desc, retrieval"]
+    joined = calls[1][0]
+    assert joined == [*zeroshot.argv, THEN, *desc.argv[4:], THEN, *retrieval.argv[4:]]
+    parts = parse_parts(joined[4:])  # what alignclip eval makes of it
+    assert [(a.task, a.dataset_name) for a in parts] == [
+        ("zeroshot", "synthetic"), ("zeroshot", "synthetic_descriptions"),
+        ("retrieval", "synthetic"),
+    ]  # fmt: skip
+    assert [a.prototypes for a in parts[:2]] == ["templates", "descriptions"]
+
+    # a finished evaluation is left out, of the launch and of its dry run alike
+    desc.result.parent.mkdir(parents=True, exist_ok=True)
+    desc.result.write_text(json.dumps({"checkpoint": str(checkpoint)}))
+    calls.clear()
+    assert launch.run_job(job, args, set()) == "already trained, 2 evaluation(s)"
+    assert calls == [([*zeroshot.argv, THEN, *retrieval.argv[4:]], "eval zeroshot, retrieval")]
+    capsys.readouterr()
+    launch.print_jobs([job])
+    out = capsys.readouterr().out
+    env = launchers.run_env(job.cfg["launch"])
+    assert launchers.shell_line(calls[0][0], env) in out.splitlines()
+    assert "# (done) " + launchers.shell_line(desc.argv, env) in out.splitlines()
+
+    for step in (zeroshot, retrieval):
+        step.result.write_text(json.dumps({"checkpoint": str(checkpoint)}))
+    calls.clear()
+    assert launch.run_job(job, args, set()) == "already done" and calls == []
+
+
+def test_only_alignclip_eval_commands_of_one_interpreter_are_joined(tmp_path):
+    def step(role: str, *argv: str) -> EvalStep:
+        return EvalStep(role, "", "", list(argv), tmp_path / role)
+
+    steps = [
+        step("a", "py", "-m", "alignclip_plugins", "eval", "zeroshot", "--data", "x"),
+        step("b", "py", "tool.py", "--data", "x"),
+        step("c", "py2", "-m", "alignclip_plugins", "eval", "retrieval"),
+        step("d", "py", "-m", "alignclip_plugins", "eval", "retrieval", "--data", "y"),
+    ]
+    processes = eval_processes(steps)
+    assert [(p.desc, p.argv) for p in processes] == [
+        ("eval a, d", [*steps[0].argv, THEN, "retrieval", "--data", "y"]),
+        ("eval b", steps[1].argv),
+        ("eval c", steps[2].argv),
+    ]
+    assert steps[0].argv[-1] == "x"  # the steps' own command lines are left as they were
+
+
+def test_slurm_scripts_run_the_evaluations_in_one_process(recipe_env, capsys):
+    assert launch.main([*DEMO, "launch=slurm", "--dry-run"]) == 0
+    script = [line[4:] for line in capsys.readouterr().out.splitlines() if line[:4] == "#   "]
+    (evals,) = [line for line in script if " alignclip_plugins eval " in line]
+    assert evals.count(f" {THEN} ") == 2 and f" {THEN} retrieval " in evals

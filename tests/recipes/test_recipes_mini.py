@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from alignclip_plugins.evaluation.cli import THEN, split_parts
 from alignclip_plugins.recipes import launch
 from alignclip_plugins.recipes.datasets import TrainDataError, resolve_train_data
 
@@ -48,8 +49,18 @@ def flags(argv: list[str]) -> dict:
     return out
 
 
+def eval_lines(line: str) -> list[str]:
+    """A printed line; a joined ``... eval A ... --then B ...`` as one line per task."""
+    argv = shlex.split(line) if f" {THEN} " in line else []
+    if not argv:
+        return [line]
+    head = argv.index("eval") + 1
+    return [shlex.join(argv[:head] + part) for part in split_parts(argv[head:])]
+
+
 def command(lines: list[str], marker: str) -> list[str]:
-    (line,) = [x for x in lines if marker in x and not x.startswith("#")]
+    """The command with ``marker`` (a task of a joined evaluation line alone)."""
+    (line,) = [x for y in lines if not y.startswith("#") for x in eval_lines(y) if marker in x]
     return shlex.split(line)
 
 
