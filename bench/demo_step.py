@@ -12,10 +12,12 @@ alike), the CPU time (``time.process_time``) of
   (``RandomResizedCrop`` + normalise), tokenising the caption;
 - one training step of hard CLIP on a batch: forward + loss, backward, AdamW;
 
-at each ``--image-sizes`` (the model built with ``force_image_size``; the stored images are
-resized by the transform). Prints Markdown (docs/benchmarks.md, "The demo's training step")::
+for each ``--models`` (open_clip names or ``local-dir:`` paths; default the demo's) at each
+``--image-sizes`` (the model built with ``force_image_size``; the stored images are resized
+by the transform). Prints Markdown (docs/benchmarks.md, "The demo's training step")::
 
     python bench/demo_step.py --data data/synthetic --image-sizes 64,48,32
+    python bench/demo_step.py --data data/synthetic --models local-dir:/tmp/old,<demo's>
 """
 
 from __future__ import annotations
@@ -29,10 +31,10 @@ from pathlib import Path
 
 import torch
 
-from alignclip_plugins.model_configs import model_arg
+from alignclip_plugins.model_configs import DEMO, model_arg
 from alignclip_plugins.synthetic import SynthConfig, generate, load_manifest
 
-DEMO_MODEL = model_arg("RN-Demo-64")  # the demo's (recipes/conf/model/demo.yaml)
+DEMO_MODEL = model_arg(DEMO)  # the demo's (recipes/conf/model/demo.yaml)
 
 
 def cpu_ms(fn) -> float:
@@ -99,23 +101,25 @@ def measure(args) -> dict:
         buf = io.BytesIO()
         im.save(buf, "JPEG", quality=95)
         jpegs.append(buf.getvalue())
-    tokenizer = open_clip.get_tokenizer(args.model)
 
     def decode(blobs):
         return lambda: [Image.open(io.BytesIO(b)).convert("RGB").load() for b in blobs]
 
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
     sizes = [int(s) for s in args.image_sizes.split(",")]
+    tokenizers = {m: open_clip.get_tokenizer(m) for m in models}
     setups = {}
-    for size in sizes:
-        torch.manual_seed(0)
-        model, preprocess, _ = open_clip.create_model_and_transforms(
-            args.model, force_image_size=size
-        )
-        loss = open_clip.ClipLoss()
-        opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.1)
-        images = torch.stack([preprocess(im) for im in pils[: args.batch_size]])
-        tokens = tokenizer(texts[: args.batch_size])
-        setups[size] = (model, preprocess, loss, opt, images, tokens)
+    for name in models:
+        for size in sizes:
+            torch.manual_seed(0)
+            model, preprocess, _ = open_clip.create_model_and_transforms(
+                name, force_image_size=size
+            )
+            loss = open_clip.ClipLoss()
+            opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.1)
+            images = torch.stack([preprocess(im) for im in pils[: args.batch_size]])
+            tokens = tokenizers[name](texts[: args.batch_size])
+            setups[name, size] = (model, preprocess, loss, opt, images, tokens)
 
     results: dict[str, list[float]] = {}
 
@@ -126,38 +130,46 @@ def measure(args) -> dict:
     for _ in range(args.rounds):
         add("decode png", cpu_ms(decode(pngs)) / n)
         add("decode jpeg", cpu_ms(decode(jpegs)) / n)
-        add("tokenize", cpu_ms(lambda: [tokenizer([t]) for t in texts]) / n)
-        for size, (model, preprocess, loss, opt, images, tokens) in setups.items():
-            add(f"transform {size}", cpu_ms(lambda p=preprocess: [p(im) for im in pils]) / n)
+        for name, tokenizer in tokenizers.items():
+            add(f"tokenize {name}", cpu_ms(lambda t=tokenizer: [t([x]) for x in texts]) / n)
+        for (name, size), (model, preprocess, loss, opt, images, tokens) in setups.items():
+            key = f"{name} {size}"
+            add(f"transform {key}", cpu_ms(lambda p=preprocess: [p(im) for im in pils]) / n)
             fwd, bwd, step = time_step(model, loss, opt, images, tokens, args)
-            add(f"forward {size}", fwd)
-            add(f"backward {size}", bwd)
-            add(f"adamw {size}", step)
+            add(f"forward {key}", fwd)
+            add(f"backward {key}", bwd)
+            add(f"adamw {key}", step)
     stats = {k: statistics.median(v) for k, v in results.items()}
     stats["read"] = read
-    return {"sizes": sizes, "stats": stats}
+    params = {m: sum(p.numel() for p in setups[m, sizes[0]][0].parameters()) for m in models}
+    return {"models": models, "sizes": sizes, "params": params, "stats": stats}
 
 
 def report(args, measured: dict) -> str:
     s, b = measured["stats"], args.batch_size
     lines = [
-        f"model {args.model.rsplit('/', 1)[-1]}, batch {b}, one thread, CPU ms "
-        f"(`time.process_time`), median of {args.rounds} interleaved rounds",
+        f"batch {b}, one thread, CPU ms (`time.process_time`), median of {args.rounds} "
+        "interleaved rounds",
         "",
-        "| image side | loader per sample (read + decode + transform + tokenize) | loader per "
-        "step | forward | backward | AdamW | step | loader share of the CPU |",
-        "|---|---|---|---|---|---|---|---|",
+        "| model | image side | loader per sample (read + decode + transform + tokenize) | "
+        "loader per step | forward | backward | AdamW | step | loader share of the CPU |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    for size in measured["sizes"]:
-        per_sample = s["read"] + s["decode png"] + s[f"transform {size}"] + s["tokenize"]
-        loader = b * per_sample
-        step = s[f"forward {size}"] + s[f"backward {size}"] + s[f"adamw {size}"]
-        lines.append(
-            f"| {size} px | {per_sample:.2f} ms ({s['read']:.2f} + {s['decode png']:.2f} + "
-            f"{s[f'transform {size}']:.2f} + {s['tokenize']:.2f}) | {loader:.0f} ms "
-            f"| {s[f'forward {size}']:.0f} ms | {s[f'backward {size}']:.0f} ms "
-            f"| {s[f'adamw {size}']:.0f} ms | {step:.0f} ms | {100 * loader / (loader + step):.0f}% |"
-        )
+    for name in measured["models"]:
+        shown = f"{name.rsplit('/', 1)[-1]} ({measured['params'][name] / 1e6:.2f} M parameters)"
+        for size in measured["sizes"]:
+            key = f"{name} {size}"
+            tokenize = s[f"tokenize {name}"]
+            per_sample = s["read"] + s["decode png"] + s[f"transform {key}"] + tokenize
+            loader = b * per_sample
+            step = s[f"forward {key}"] + s[f"backward {key}"] + s[f"adamw {key}"]
+            lines.append(
+                f"| {shown} | {size} px | {per_sample:.2f} ms ({s['read']:.2f} + "
+                f"{s['decode png']:.2f} + {s[f'transform {key}']:.2f} + {tokenize:.2f}) "
+                f"| {loader:.0f} ms | {s[f'forward {key}']:.0f} ms "
+                f"| {s[f'backward {key}']:.0f} ms | {s[f'adamw {key}']:.0f} ms | {step:.0f} ms "
+                f"| {100 * loader / (loader + step):.0f}% |"
+            )
     lines += [
         "",
         f"Decoding the same pixels stored as JPEG (quality 95): {s['decode jpeg']:.2f} ms a "
@@ -169,7 +181,9 @@ def report(args, measured: dict) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=Path("data/synthetic"))
-    parser.add_argument("--model", default=DEMO_MODEL)
+    parser.add_argument(
+        "--models", default=DEMO_MODEL, help="comma-separated models, measured interleaved"
+    )
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--samples", type=int, default=512, help="loader samples a round")
     parser.add_argument("--image-sizes", default="64")

@@ -8,6 +8,7 @@ context 32) from scratch with stock open_clip_train.
 from pathlib import Path
 
 TINY = "ViT-Tiny-64"
+DEMO = "RN-Demo-64"  # alignclip demo's model (recipes/conf/model/demo.yaml), with its own tokenizer
 
 
 def model_dir(name: str = TINY) -> Path:

@@ -86,11 +86,13 @@ class Caption:
 
     ``objects``: mentioned class names, unique, in mention order.
     ``forms``: (class name, surface form) of every mention.
+    ``shape_only``: class names mentioned by their shape alone ("a ring"), not in ``objects``.
     """
 
     text: str
     objects: tuple[str, ...]
     forms: tuple[tuple[str, str], ...]
+    shape_only: tuple[str, ...] = ()
 
 
 def _article(word: str) -> str:
@@ -120,17 +122,22 @@ def _groups(class_ids: Sequence[int]) -> list[tuple[int, int]]:
     return list(Counter(int(c) for c in class_ids).items())
 
 
-def _mention(class_id: int, count: int, rng: np.random.Generator | None) -> tuple[str, str]:
-    """(phrase, surface form) of ``count`` objects; canonical words when ``rng`` is None."""
+def _mention(
+    class_id: int, count: int, rng: np.random.Generator | None, colour_word: bool = True
+) -> tuple[str, str]:
+    """(phrase, surface form) of ``count`` objects; canonical words when ``rng`` is None.
+    Without ``colour_word`` the phrase names the shape only ("two rings") and the surface form
+    is the shape noun."""
     colour, shape = class_parts(class_id)
     if rng is None:
-        colour_word, (singular, plural) = colour, SHAPE_NOUNS[shape][0]
+        colour_name, (singular, plural) = colour, SHAPE_NOUNS[shape][0]
     else:
-        colour_word, (singular, plural) = (
+        colour_name, (singular, plural) = (
             _word(COLOUR_WORDS[colour], rng),
             _word(SHAPE_NOUNS[shape], rng),
         )
-    form = surface_form(colour_word, singular if count == 1 else plural)
+    noun = singular if count == 1 else plural
+    form = surface_form(colour_name, noun) if colour_word else noun
     if count == 1:
         lead = _article(form) if rng is None or rng.random() < 0.8 else _pick(("one", ""), rng)
     else:
@@ -143,20 +150,26 @@ def _mention(class_id: int, count: int, rng: np.random.Generator | None) -> tupl
 
 
 def noisy_caption(
-    class_ids: Sequence[int], rng: np.random.Generator, mention: float = 0.9
+    class_ids: Sequence[int],
+    rng: np.random.Generator,
+    mention: float = 0.9,
+    colour_mention: float = 1.0,
 ) -> Caption:
     """Alt-text-like caption of an image holding objects ``class_ids``.
 
     Mentions each class with probability ``mention`` (at least one: a random one when none
     was drawn), plural with a count when repeated, with synonyms, a random template,
-    distractor words/hashtags and random capitalisation.
+    distractor words/hashtags and random capitalisation. Each mention names the colour with
+    probability ``colour_mention``, else only the shape ("a ring"); a shape-only mention does
+    not name its class, so it is not among ``objects``.
     """
     groups = _groups(class_ids)
     chosen = [g for g in groups if rng.random() < mention] or [
         groups[int(rng.integers(len(groups)))]
     ]
     chosen = [chosen[i] for i in rng.permutation(len(chosen))]
-    mentions = [_mention(c, n, rng) for c, n in chosen]
+    coloured = [colour_mention >= 1 or rng.random() < colour_mention for _ in chosen]
+    mentions = [_mention(c, n, rng, k) for (c, n), k in zip(chosen, coloured)]
     text = _pick(NOISY_TEMPLATES, rng).format(
         objs=_join([m[0] for m in mentions], rng, clean=False)
     )
@@ -166,10 +179,12 @@ def noisy_caption(
         text = f"{word} {text}" if rng.random() < 0.3 else f"{text} {word}"
     if rng.random() < P_CAPITALISE:
         text = text[0].upper() + text[1:]
+    named = [(c, m) for (c, _), m, k in zip(chosen, mentions, coloured) if k]
     return Caption(
         text=text,
-        objects=tuple(CLASS_NAMES[c] for c, _ in chosen),
-        forms=tuple((CLASS_NAMES[c], m[1]) for (c, _), m in zip(chosen, mentions)),
+        objects=tuple(CLASS_NAMES[c] for c, _ in named),
+        forms=tuple((CLASS_NAMES[c], m[1]) for c, m in named),
+        shape_only=tuple(CLASS_NAMES[c] for (c, _), k in zip(chosen, coloured) if not k),
     )
 
 

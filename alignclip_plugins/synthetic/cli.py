@@ -22,6 +22,7 @@ HELP: dict[str, str] = {
     "zipf": "Zipf exponent of the class frequencies (0 = uniform)",
     "count_weights": "relative frequencies of images with 1, 2, ... objects (comma-separated)",
     "mention": "chance that a noisy training caption names each object class of its image",
+    "colour_mention": "chance that a caption's mention names the colour (else the shape only)",
     "mismatch": "fraction of training pairs captioned with another image's caption",
     "duplicates": "fraction of training scenes repeating an earlier scene's objects",
     "zeroshot_per_class": "zero-shot images per class (one object each)",

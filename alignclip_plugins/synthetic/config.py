@@ -18,7 +18,8 @@ class SynthConfig:
     long-tailed class frequencies (0 = uniform). ``count_weights[k]`` is the relative
     frequency of training and retrieval images with ``k + 1`` objects (at most
     ``MAX_OBJECTS`` entries). ``mention`` is the chance that a noisy training caption names
-    each object class of its image (one is always named). ``mismatch`` is the fraction of
+    each object class of its image (one is always named); ``colour_mention`` the chance that a
+    mention names the colour (else only the shape, "a ring"). ``mismatch`` is the fraction of
     training pairs whose caption belongs to another image. ``duplicates`` is the fraction of
     training scenes that show the objects of an earlier scene of their shard again (a new
     layout, rendering and caption: a near-duplicate). ``tail_fraction`` of the classes, the
@@ -33,6 +34,7 @@ class SynthConfig:
     zipf: float = 1.0
     count_weights: tuple[float, ...] = (0.5, 0.3, 0.2)
     mention: float = 0.9
+    colour_mention: float = 0.5
     mismatch: float = 0.1
     duplicates: float = 0.1
     zeroshot_per_class: int = 100
@@ -61,7 +63,14 @@ class SynthConfig:
                 f"count_weights must be numbers, e.g. 0.5,0.3,0.2, got {self.count_weights!r}"
             ) from None
         object.__setattr__(self, "count_weights", weights)
-        for name in ("zipf", "mention", "mismatch", "duplicates", "tail_fraction"):
+        for name in (
+            "zipf",
+            "mention",
+            "colour_mention",
+            "mismatch",
+            "duplicates",
+            "tail_fraction",
+        ):
             value = getattr(self, name)
             if (
                 isinstance(value, bool)
@@ -88,6 +97,10 @@ class SynthConfig:
                 f"sum (images with 1, 2, ... objects), got {self.count_weights!r}",
             ),
             (0 <= self.mention <= 1, f"mention must be in [0, 1], got {self.mention}"),
+            (
+                0 <= self.colour_mention <= 1,
+                f"colour_mention must be in [0, 1], got {self.colour_mention}",
+            ),
             (0 <= self.mismatch <= 1, f"mismatch must be in [0, 1], got {self.mismatch}"),
             (0 <= self.duplicates < 1, f"duplicates must be in [0, 1), got {self.duplicates}"),
             (

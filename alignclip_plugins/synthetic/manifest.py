@@ -21,7 +21,7 @@ from alignclip_plugins.synthetic.writer import (
 )
 
 # Bump whenever generated content changes: older directories are then refused, not resumed.
-FORMAT = 2
+FORMAT = 3
 OPTIONS_FILE = ".options.json"
 MANIFEST_FILE = "manifest.json"
 METADATA_FILES = (

@@ -157,7 +157,7 @@ def plan_shard(
     if split == "retrieval":
         captions = [(clean_caption(ids, rng), True) for ids, _ in scenes]
     else:
-        own = [noisy_caption(ids, rng, mention=config.mention) for ids, _ in scenes]
+        own = [noisy_caption(ids, rng, config.mention, config.colour_mention) for ids, _ in scenes]
         captions = _mismatch(own, config, rng)
     return [
         SamplePlan(

@@ -37,6 +37,7 @@ def ground_truth(plan: SamplePlan, image_size: int, tail: np.ndarray) -> dict:
         "tags": list(names),
         "matched": plan.matched,
         "caption_objects": list(plan.caption.objects),
+        "caption_shape_only": list(plan.caption.shape_only),
         "duplicate_of": plan.duplicate_of,
         "image_size": [image_size, image_size],
     }

@@ -31,7 +31,9 @@ class TrainStatistics:
     targets > 0); ``sharing_per_batch``: mean number of other samples of a random batch of
     ``batch_size`` whose image shares an object with a sample's image; ``mismatched``:
     pairs captioned with another image's caption; ``omitting``: matched captions that leave
-    out at least one object class of their image; ``duplicates``: scenes repeating the
+    out at least one object class of their image (neither named nor mentioned by shape);
+    ``shape_only``: matched captions that mention at least one object by its shape alone
+    ("a ring": the colour unsaid, so the class is not named); ``duplicates``: scenes repeating the
     objects of another scene; ``objects_per_image``: mean object count;
     ``tail_classes``: the least frequent ``tail_fraction`` of the classes, and
     ``tail_instances`` their share of all object instances; ``head_to_tail``: instances of
@@ -46,6 +48,7 @@ class TrainStatistics:
     sharing_per_batch: float
     mismatched: float
     omitting: float
+    shape_only: float
     duplicates: float
     objects_per_image: float
     tail_classes: list[str]
@@ -100,7 +103,9 @@ def measure(
     )
     sharing = _pair_fraction(images, images)
     matched = [p for p in plans if p.matched]
-    omitting = sum(len(set(p.caption.objects)) < len(set(p.class_ids)) for p in matched)  # type: ignore[union-attr]
+    mentioned = [set(p.caption.objects) | set(p.caption.shape_only) for p in matched]  # type: ignore[union-attr]
+    omitting = sum(len(m) < len(set(p.class_ids)) for m, p in zip(mentioned, matched))
+    shape_only = sum(bool(p.caption.shape_only) for p in matched)  # type: ignore[union-attr]
     nonzero = counts[counts > 0]
     return TrainStatistics(
         samples=n,
@@ -111,6 +116,7 @@ def measure(
         sharing_per_batch=sharing * (batch_size - 1),
         mismatched=1 - len(matched) / n if n else 0.0,
         omitting=omitting / len(matched) if matched else 0.0,
+        shape_only=shape_only / len(matched) if matched else 0.0,
         duplicates=sum(p.duplicate_of is not None for p in plans) / n if n else 0.0,
         objects_per_image=float(np.mean([len(p.class_ids) for p in plans])) if n else 0.0,
         tail_classes=[CLASS_NAMES[c] for c in np.flatnonzero(tail)],
@@ -130,7 +136,8 @@ def format_statistics(stats: TrainStatistics) -> str:
             f"(Object-IoU > 0); {stats.sharing_per_batch:.1f} other samples per batch of "
             f"{stats.batch_size}",
             f"  noise: {pct(stats.mismatched)} mismatched pairs, {pct(stats.omitting)} of matched "
-            f"captions leave an object out, {pct(stats.duplicates)} near-duplicate scenes; "
+            f"captions leave an object out, {pct(stats.shape_only)} name one by its shape alone, "
+            f"{pct(stats.duplicates)} near-duplicate scenes; "
             f"{stats.objects_per_image:.2f} objects per image",
             f"  long tail: {len(stats.tail_classes)} tail classes hold "
             f"{pct(stats.tail_instances)} of the objects; head/tail frequency "

@@ -11,7 +11,7 @@ from alignclip_plugins.synthetic.captions import (
     clean_caption,
     noisy_caption,
 )
-from alignclip_plugins.synthetic.classes import CLASS_NAMES, vocabulary
+from alignclip_plugins.synthetic.classes import CLASS_NAMES, SHAPE_NOUNS, vocabulary
 
 VOCAB = vocabulary()
 FORM_TO_CLASS = {form: name for name, forms in VOCAB.items() for form in forms}
@@ -104,3 +104,30 @@ def test_clean_captions_name_every_object_canonically():
 def test_captions_are_deterministic_per_generator_state():
     a = noisy_caption([1, 2, 2], np.random.default_rng(7))
     assert a == noisy_caption([1, 2, 2], np.random.default_rng(7))
+
+
+def test_colour_mention_names_some_objects_by_shape_alone():
+    """A shape-only mention ("two rings") says the shape noun but no colour word: the vocabulary
+    parser does not find its class, the caption records it in ``shape_only``."""
+    rng = np.random.default_rng(3)
+    shape_only = mentions = 0
+    for ids in (random_objects(rng) for _ in range(2000)):
+        caption = noisy_caption(ids, rng, mention=1.0, colour_mention=0.5)
+        present = {CLASS_NAMES[i] for i in ids}
+        assert parse(caption.text) == set(caption.objects)
+        assert not set(caption.objects) & set(caption.shape_only)
+        assert set(caption.objects) | set(caption.shape_only) == present  # mention=1: all said
+        for name in caption.shape_only:
+            shape = name.split(" ", 1)[1]
+            assert any(
+                re.search(rf"\b{n}\b", caption.text.lower())
+                for pair in SHAPE_NOUNS[shape]
+                for n in pair
+            ), (name, caption.text)
+        shape_only += len(caption.shape_only)
+        mentions += len(caption.objects) + len(caption.shape_only)
+    assert shape_only / mentions == pytest.approx(0.5, abs=0.03)
+
+
+def test_every_mention_names_its_colour_by_default(noisy):
+    assert all(not c.shape_only for _, c in noisy)

@@ -16,6 +16,7 @@ def test_defaults():
     )
     assert (config.zipf, config.mismatch, config.tail_fraction) == (1.0, 0.1, 0.3)
     assert (config.count_weights, config.mention, config.duplicates) == ((0.5, 0.3, 0.2), 0.9, 0.1)
+    assert config.colour_mention == 0.5
     assert config.max_objects == 3
     assert (config.zeroshot_per_class, config.retrieval_samples) == (100, 512)
     assert "seed" not in config.options() and config.options()["shard_size"] == 512

@@ -20,6 +20,7 @@ from alignclip_plugins.synthetic import generation as generation
 from alignclip_plugins.synthetic.classes import CLASS_NAMES, RGB, class_parts, vocabulary
 from alignclip_plugins.synthetic.cli import main
 from alignclip_plugins.synthetic.descriptions import visual_descriptions
+from alignclip_plugins.synthetic.manifest import FORMAT
 
 SMALL = SynthConfig(train_samples=64, shard_size=16, zeroshot_per_class=1, retrieval_samples=20)
 
@@ -61,7 +62,7 @@ def test_layout_and_manifest(dataset):
     assert set(files(dataset)) == expected
     manifest = load_manifest(dataset)
     assert manifest == json.loads((dataset / "manifest.json").read_text())
-    assert manifest["format"] == 2 and manifest["seed"] == 0
+    assert manifest["format"] == FORMAT and manifest["seed"] == 0
     assert manifest["options"] == SMALL.options()
     assert manifest["splits"] == {
         "train": {
@@ -119,14 +120,16 @@ def test_train_and_retrieval_shards_read_with_webdataset(dataset):
                 "tags",
                 "matched",
                 "caption_objects",
+                "caption_shape_only",
                 "duplicate_of",
                 "image_size",
             }
             check_objects(s)
             objects, mentioned = set(s["json"]["objects"]), set(s["json"]["caption_objects"])
-            assert mentioned
+            shape_only = set(s["json"]["caption_shape_only"])
+            assert (mentioned | shape_only) and not mentioned & shape_only
             if s["json"]["matched"]:
-                assert mentioned <= objects
+                assert mentioned | shape_only <= objects
             if split == "retrieval":
                 assert s["json"]["matched"] and mentioned == objects
 

@@ -17,6 +17,7 @@ CONFIG = SynthConfig(
     retrieval_samples=8,
     count_weights=(0.3, 0.4, 0.3),
     mention=0.7,
+    colour_mention=0.6,
     mismatch=0.15,
     duplicates=0.25,
 )
@@ -46,8 +47,11 @@ def test_statistics_match_the_shards(data):
     assert stats["pairs_sharing_caption_object"] == pytest.approx(_pairs_sharing(named))
     assert stats["sharing_per_batch"] == pytest.approx(63 * _pairs_sharing(images))
     assert stats["mismatched"] == pytest.approx(1 - len(matched) / 600)
-    omitting = sum(set(m["caption_objects"]) < set(m["objects"]) for m in matched)
+    said = [set(m["caption_objects"]) | set(m["caption_shape_only"]) for m in matched]
+    omitting = sum(s < set(m["objects"]) for s, m in zip(said, matched))
     assert stats["omitting"] == pytest.approx(omitting / len(matched))
+    shape_only = sum(bool(m["caption_shape_only"]) for m in matched)
+    assert shape_only and stats["shape_only"] == pytest.approx(shape_only / len(matched))
     duplicates = [m for m in meta.values() if m["duplicate_of"] is not None]
     assert stats["duplicates"] == pytest.approx(len(duplicates) / 600)
     assert stats["objects_per_image"] == pytest.approx(
@@ -78,8 +82,11 @@ def test_the_options_shape_the_structure(data):
     assert mismatched == pytest.approx(CONFIG.mismatch, abs=0.05)
     # each class of a multi-class image is named with probability `mention` (one at least)
     multi = [m for m in meta.values() if m["matched"] and len(set(m["objects"])) == 2]
-    both = sum(len(set(m["caption_objects"])) == 2 for m in multi) / len(multi)
-    assert both == pytest.approx(CONFIG.mention**2, abs=0.1)
+    said = [set(m["caption_objects"]) | set(m["caption_shape_only"]) for m in multi]
+    assert sum(len(s) == 2 for s in said) / len(multi) == pytest.approx(CONFIG.mention**2, abs=0.1)
+    # ... and each mention names its colour with probability `colour_mention`
+    named = sum(len(m["caption_objects"]) for m in multi)
+    assert named / sum(map(len, said)) == pytest.approx(CONFIG.colour_mention, abs=0.08)
 
 
 def test_the_defaults_hold_the_structure_the_demo_relies_on():
@@ -93,6 +100,7 @@ def test_the_defaults_hold_the_structure_the_demo_relies_on():
     counts = train_counts(config, p)
     stats = measure(config, train_plans(config, p), tail_mask(counts, class_ranks(0), 0.3), counts)
     assert 0.1 < stats.pairs_sharing_object < 0.4 and stats.sharing_per_batch > 5
-    assert stats.pairs_sharing_caption_object > 0.1
+    assert stats.pairs_sharing_caption_object > 0.03
     assert 0.05 < stats.mismatched < 0.15 and 0.05 < stats.omitting < 0.2
+    assert 0.3 < stats.shape_only < 0.7
     assert 0.05 < stats.duplicates < 0.15 and stats.tail_instances < 0.15
