@@ -99,7 +99,8 @@ def test_files_that_do_not_match(synth_data, synth_objects, tmp_path, capsys):
         argv(synth_data, synth_objects, "--alignclip-domains", "0,0,1",
              "--alignclip-descriptions", str(other)),
     )  # fmt: skip
-    assert f"--alignclip-descriptions {other} describes none of the 48 objects" in err
+    objects = json.loads(synth_objects["vocabulary"].read_text())["objects"]
+    assert f"--alignclip-descriptions {other} describes none of the {len(objects)} objects" in err
     vocab = tmp_path / "vocab.json"
     vocab.write_text(
         json.dumps({"objects": [{"name": "zebra", "count": 3, "tail": False}],
