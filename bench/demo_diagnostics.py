@@ -12,7 +12,9 @@ Four analyses, each printing Markdown (docs/results.md, "Why" and "The compariso
               ROI encoder): how much of the off-diagonal probability of the model's soft
               distributions (SoftCLIP's R2R / A2A targets, the image->text and text->image
               predictions) lies on samples that share a true object, against the uniform
-              share, on the first training shard.
+              share, on the first training shard; and, in a second table, how much lies on
+              samples that share no object but an object of the same shape in another
+              colour (what ties a "red ring" to a "blue ring").
 ``errors``    Retrieval on the retrieval split: R@1 and how often a wrong top-1 shares an
               object with the query (the base rate is the share of random pairs that do).
 ``paired``    Each row's difference to CLIP seed by seed, with its paired standard error.
@@ -158,6 +160,18 @@ def off_diagonal_share(p: torch.Tensor, sharing: torch.Tensor) -> float:
     return (q * sharing[off].reshape(n, n - 1).float()).sum(1).mean().item()
 
 
+def same_shape_only(sets: list[frozenset[str]]) -> torch.Tensor:
+    """(N, N): the two samples share no object class but hold objects of the same shape
+    (class names are "<colour> <shape>")."""
+    shapes = [{name.split(" ", 1)[1] for name in s} for s in sets]
+    return torch.tensor(
+        [
+            [not (a & b) and bool(sa & sb) for b, sb in zip(sets, shapes)]
+            for a, sa in zip(sets, shapes)
+        ]
+    )
+
+
 def pairs(samples: dict[str, dict[str, bytes]], keys: list[str]):
     """``(images, tokens, tokenizer, sharing)`` of the samples ``keys``: preprocessed images
     (N, 3, H, W), caption tokens (N, L), and (N, N) whether two samples share a true object."""
@@ -196,16 +210,17 @@ def agreement(args: argparse.Namespace) -> None:
     samples = read_shard(shard)
     keys = sorted(samples)[: args.samples]
     images, captions, tokenizer, sharing = pairs(samples, keys)
+    shape_only = same_shape_only([true_objects(samples[k]) for k in keys])
     rois = args.data / "rois"
     stage = RoiSampleStage(str(rois), 10, tokenizer) if rois.is_dir() else None
-    uniform = sharing[~torch.eye(len(keys), dtype=torch.bool)].float().mean().item()
-    print(f"{len(keys)} training samples of {shard.name}; uniform share {100 * uniform:.1f}%\n")
-    print(
-        "| method | runs | R2R target | A2A target | image→text prediction | text→image prediction |"
-    )
-    print("|---|---|---|---|---|---|")
+    off = ~torch.eye(len(keys), dtype=torch.bool)
+    uniform = {
+        r: m[off].float().mean().item() for r, m in (("share", sharing), ("shape", shape_only))
+    }
+    shares: dict[str, dict[str, str]] = {"share": {}, "shape": {}}
+    counts: dict[str, int] = {}
     for method, runs in encoded(args.out, images, captions):
-        cells: dict[str, list[float]] = {}
+        cells: dict[tuple[str, str], list[float]] = {}
         for model, encoder, v, t in runs:
             scale = model.logit_scale.exp()
             dists = {"i2t": (scale * v @ t.T).softmax(1), "t2i": (scale * t @ v.T).softmax(1)}
@@ -222,12 +237,30 @@ def agreement(args: argparse.Namespace) -> None:
                 dists["r2r"] = (scale * r @ r.T).softmax(1)
                 dists["a2a"] = (scale * a @ a.T).softmax(1)
             for name, p in dists.items():
-                cells.setdefault(name, []).append(off_diagonal_share(p, sharing))
-        row = [
-            f"{100 * statistics.fmean(cells[n]):.1f}%" if n in cells else "—"
-            for n in ("r2r", "a2a", "i2t", "t2i")
-        ]
-        print(f"| {method} | {len(runs)} | " + " | ".join(row) + " |")
+                for relation, mask in (("share", sharing), ("shape", shape_only)):
+                    cells.setdefault((relation, name), []).append(off_diagonal_share(p, mask))
+        counts[method] = len(runs)
+        for relation in shares:
+            shares[relation][method] = " | ".join(
+                f"{100 * statistics.fmean(cells[relation, n]):.1f}%"
+                if (relation, n) in cells
+                else "—"
+                for n in ("r2r", "a2a", "i2t", "t2i")
+            )
+    heads = ("R2R target", "A2A target", "image→text prediction", "text→image prediction")
+    for relation, title in (
+        ("share", "on samples that share an object"),
+        ("shape", "on samples that share no object but a shape (in another colour)"),
+    ):
+        print(
+            f"{len(keys)} training samples of {shard.name}: off-diagonal probability {title}; "
+            f"uniform share {100 * uniform[relation]:.1f}%\n"
+        )
+        print("| method | runs | " + " | ".join(heads) + " |")
+        print("|---|---|---|---|---|---|")
+        for method, row in shares[relation].items():
+            print(f"| {method} | {counts[method]} | {row} |")
+        print()
 
 
 @torch.no_grad()
@@ -266,6 +299,8 @@ def errors(args: argparse.Namespace) -> None:
 METRICS = {  # column: (evaluation file, metric)
     "zero-shot top-1": ("zeroshot-synthetic.json", "top1"),
     "tail top-1": ("zeroshot-synthetic.json", "tail_top1"),
+    "colour top-1": ("zeroshot-synthetic.json", "colour_top1"),
+    "shape top-1": ("zeroshot-synthetic.json", "shape_top1"),
     "desc. top-1": ("zeroshot-synthetic_descriptions.json", "top1"),
     "I→T R@1": ("retrieval-synthetic.json", "image_to_text_R@1"),
     "T→I R@1": ("retrieval-synthetic.json", "text_to_image_R@1"),
@@ -274,7 +309,8 @@ METRICS = {  # column: (evaluation file, metric)
 
 def paired(args: argparse.Namespace) -> None:
     """Per metric, each row's difference to CLIP seed by seed (every method of a seed starts
-    from the same initialisation and sees the same batches), its mean ± paired standard error
+    from the same initialisation and reads the shards in the same order; the sample order
+    within upstream's shuffle buffer is not seeded), its mean ± paired standard error
     ``SD(d) / sqrt(n)``; starred beyond two standard errors."""
     values: dict[str, dict[int, dict[str, float]]] = {}
     for run in sorted(args.out.glob("demo__*__seed*")):
