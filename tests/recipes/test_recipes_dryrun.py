@@ -16,8 +16,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from joined_evals import eval_lines
 
-from alignclip_plugins.evaluation.cli import THEN, split_parts
 from alignclip_plugins.recipes import launch
 from alignclip_plugins.recipes.conf import experiments
 
@@ -205,15 +205,6 @@ EXPECTED = {
         4,
     ),
 }
-
-
-def eval_lines(line: str) -> list[str]:
-    """A printed line; a joined ``... eval A ... --then B ...`` as one line per task."""
-    argv = shlex.split(line) if f" {THEN} " in line else []
-    if not argv:
-        return [line]
-    head = argv.index("eval") + 1
-    return [shlex.join(argv[:head] + part) for part in split_parts(argv[head:])]
 
 
 def dry_run(*args: str) -> dict[str, list[str]]:

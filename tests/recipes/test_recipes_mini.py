@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from joined_evals import eval_lines
 
-from alignclip_plugins.evaluation.cli import THEN, split_parts
 from alignclip_plugins.recipes import launch
 from alignclip_plugins.recipes.datasets import TrainDataError, resolve_train_data
 
@@ -47,15 +47,6 @@ def flags(argv: list[str]) -> dict:
             out[argv[i]] = True
         i += 1
     return out
-
-
-def eval_lines(line: str) -> list[str]:
-    """A printed line; a joined ``... eval A ... --then B ...`` as one line per task."""
-    argv = shlex.split(line) if f" {THEN} " in line else []
-    if not argv:
-        return [line]
-    head = argv.index("eval") + 1
-    return [shlex.join(argv[:head] + part) for part in split_parts(argv[head:])]
 
 
 def command(lines: list[str], marker: str) -> list[str]:
