@@ -161,9 +161,10 @@ def off_diagonal_share(p: torch.Tensor, sharing: torch.Tensor) -> float:
 
 
 def same_shape_only(sets: list[frozenset[str]]) -> torch.Tensor:
-    """(N, N): the two samples share no object class but hold objects of the same shape
-    (class names are "<colour> <shape>")."""
-    shapes = [{name.split(" ", 1)[1] for name in s} for s in sets]
+    """(N, N): the two samples share no object class but hold objects of the same shape."""
+    from alignclip_plugins.synthetic.classes import class_index, class_parts
+
+    shapes = [{class_parts(class_index(name))[1] for name in s} for s in sets]
     return torch.tensor(
         [
             [not (a & b) and bool(sa & sb) for b, sb in zip(sets, shapes)]
@@ -213,11 +214,12 @@ def agreement(args: argparse.Namespace) -> None:
     shape_only = same_shape_only([true_objects(samples[k]) for k in keys])
     rois = args.data / "rois"
     stage = RoiSampleStage(str(rois), 10, tokenizer) if rois.is_dir() else None
-    off = ~torch.eye(len(keys), dtype=torch.bool)
-    uniform = {
-        r: m[off].float().mean().item() for r, m in (("share", sharing), ("shape", shape_only))
+    relations = {  # what the off-diagonal probability lies on: (title, (N, N) mask)
+        "share": ("on samples that share an object", sharing),
+        "shape": ("on samples that share no object but a shape (in another colour)", shape_only),
     }
-    shares: dict[str, dict[str, str]] = {"share": {}, "shape": {}}
+    off = ~torch.eye(len(keys), dtype=torch.bool)
+    rows: dict[str, dict[str, str]] = {relation: {} for relation in relations}
     counts: dict[str, int] = {}
     for method, runs in encoded(args.out, images, captions):
         cells: dict[tuple[str, str], list[float]] = {}
@@ -237,28 +239,26 @@ def agreement(args: argparse.Namespace) -> None:
                 dists["r2r"] = (scale * r @ r.T).softmax(1)
                 dists["a2a"] = (scale * a @ a.T).softmax(1)
             for name, p in dists.items():
-                for relation, mask in (("share", sharing), ("shape", shape_only)):
+                for relation, (_, mask) in relations.items():
                     cells.setdefault((relation, name), []).append(off_diagonal_share(p, mask))
         counts[method] = len(runs)
-        for relation in shares:
-            shares[relation][method] = " | ".join(
+        for relation in relations:
+            rows[relation][method] = " | ".join(
                 f"{100 * statistics.fmean(cells[relation, n]):.1f}%"
                 if (relation, n) in cells
                 else "—"
                 for n in ("r2r", "a2a", "i2t", "t2i")
             )
     heads = ("R2R target", "A2A target", "image→text prediction", "text→image prediction")
-    for relation, title in (
-        ("share", "on samples that share an object"),
-        ("shape", "on samples that share no object but a shape (in another colour)"),
-    ):
+    for relation, (title, mask) in relations.items():
+        uniform = mask[off].float().mean().item()
         print(
             f"{len(keys)} training samples of {shard.name}: off-diagonal probability {title}; "
-            f"uniform share {100 * uniform[relation]:.1f}%\n"
+            f"uniform share {100 * uniform:.1f}%\n"
         )
         print("| method | runs | " + " | ".join(heads) + " |")
         print("|---|---|---|---|---|---|")
-        for method, row in shares[relation].items():
+        for method, row in rows[relation].items():
             print(f"| {method} | {counts[method]} | {row} |")
         print()
 

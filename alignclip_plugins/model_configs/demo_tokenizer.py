@@ -71,7 +71,8 @@ def vocabulary() -> dict[str, int]:
     """Token -> id: ``<pad>`` 0, ``<unk>`` 1, the alphabet, its continuations, the demo's
     words, then ``<start_of_text>`` and ``<end_of_text>`` (the highest id)."""
     tokens = [PAD, UNK, *ALPHABET, *(CONTINUE + c for c in ALPHABET)]
-    tokens += [w for w in demo_words() if w not in set(tokens)]
+    characters = set(tokens)  # a one-character word ("a", "!") is already a token
+    tokens += [w for w in demo_words() if w not in characters]
     tokens += [SOT, EOT]
     return {t: i for i, t in enumerate(tokens)}
 

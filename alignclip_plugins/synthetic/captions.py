@@ -168,6 +168,7 @@ def noisy_caption(
         groups[int(rng.integers(len(groups)))]
     ]
     chosen = [chosen[i] for i in rng.permutation(len(chosen))]
+    # no draw at 1: a caller asking for every colour gets the captions it got before
     coloured = [colour_mention >= 1 or rng.random() < colour_mention for _ in chosen]
     mentions = [_mention(c, n, rng, k) for (c, n), k in zip(chosen, coloured)]
     text = _pick(NOISY_TEMPLATES, rng).format(
